@@ -1,0 +1,68 @@
+"""Fixtures shared by every test area: the offline datasets and a real S3-compatible server on loopback."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = (REPO_ROOT.parent / "shared" / "datasets").resolve()
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The real offline datasets (`../shared/datasets`). Missing data is an error, never a skip."""
+    assert SHARED_DATASETS.is_dir(), f"offline datasets not found at {SHARED_DATASETS}"
+    return SHARED_DATASETS
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    access_key: str = "testing"
+    secret_key: str = "testing"
+    region: str = "us-east-1"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point boto/s3fs/pyarrow/DVC clients at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+    def filesystem(self):
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            key=self.access_key, secret=self.secret_key, client_kwargs={"endpoint_url": self.endpoint_url}
+        )
+
+    def new_bucket(self) -> str:
+        name = f"trm-{uuid.uuid4().hex[:12]}"
+        self.filesystem().mkdir(name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real moto S3 server over HTTP on 127.0.0.1, started for the session and stopped after it."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield S3Server(endpoint_url=f"http://{host}:{port}")
+    finally:
+        server.stop()
