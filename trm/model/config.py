@@ -29,4 +29,7 @@ class ModelConfig(BaseModel):
     rms_norm_eps: float = 1e-5
     halt_max_steps: int = 16
     halt_exploration_prob: float = 0.1
+    # True = TRM default: halt when q_halt > 0, no continue target. False = HRM-style q_halt > q_continue plus a
+    # bootstrapped continue target from a second no-grad inner forward (outputs["target_q_continue"]).
+    no_ACT_continue: bool = True
     forward_dtype: Literal["float32", "bfloat16"] = "float32"  # the trainer picks bfloat16 on CUDA
