@@ -6,12 +6,14 @@ import typer
 
 from trm.data.cli import data_app
 from trm.evaluate.cli import register as register_evaluate
+from trm.store.cli import models_app
 from trm.train.cli import register as register_train
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tiny Recursive Models: data, training, evaluation.")
 app.add_typer(data_app, name="data", help="Build and inspect puzzle datasets.")
 register_train(app)
 register_evaluate(app)
+app.add_typer(models_app, name="models", help="Published models: list, show, promote, download, publish.")
 
 
 def main() -> None:
