@@ -1,0 +1,87 @@
+"""The exported model: ``model.safetensors`` (EMA weights + buffers, our parameter names) + ``config.json`` (the
+resolved TRMConfig, dataset-derived sizes filled in). This is what evaluation, the artifact store and users load;
+it holds no optimizer state and is never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from trm.config import TRMConfig
+from trm.model import TRM
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class ExportError(ValueError):
+    """An export (or checkpoint) folder that cannot be loaded as a model; the message names the path."""
+
+
+def export_model(model: TRM, config: TRMConfig, folder: Path) -> Path:
+    """Write ``model`` (as given: pass the EMA model) and ``config`` into ``folder`` atomically."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "trm-model"})
+        (tmp / CONFIG_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=1, sort_keys=True))
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _model_from(config: TRMConfig, state: dict[str, torch.Tensor], source: Path, device) -> TRM:
+    model_cfg = config.model
+    if model_cfg.seq_len == 0 or model_cfg.vocab_size == 0:
+        raise ExportError(f"{source}: config has unresolved model sizes (seq_len/vocab_size = 0)")
+    if torch.device(device).type != "cuda" and model_cfg.forward_dtype != "float32":
+        model_cfg = model_cfg.model_copy(update={"forward_dtype": "float32"})  # bf16 on CPU is ~100x slower
+        config = config.model_copy(update={"model": model_cfg})
+    model = TRM(model_cfg)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ExportError(f"{source}: weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model.to(device).eval()
+
+
+def load_exported(path: Path | str, device: torch.device | str = "cpu") -> tuple[TRM, TRMConfig]:
+    """(model in eval mode, TRMConfig) from an export folder, or from a training checkpoint folder (its EMA
+    weights when it has them, else the live weights)."""
+    folder = Path(path)
+    if (folder / MODEL_FILE).is_file() and (folder / CONFIG_FILE).is_file():
+        try:
+            config = TRMConfig.model_validate_json((folder / CONFIG_FILE).read_text())
+        except Exception as err:
+            raise ExportError(f"{folder / CONFIG_FILE}: not a valid TRM config ({err})") from err
+        state = load_file(str(folder / MODEL_FILE))
+        model = _model_from(config, state, folder, device)
+        return model, config
+    from trm.train.checkpoint import read_checkpoint
+
+    if (folder / "state.safetensors").is_file():
+        tensors, meta = read_checkpoint(folder)
+        config = TRMConfig.model_validate(meta["config"])
+        state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        for key, value in tensors.items():
+            if key.startswith("ema."):
+                state[key.removeprefix("ema.")] = value
+        return _model_from(config, state, folder, device), config
+    raise ExportError(f"{folder}: neither an exported model ({MODEL_FILE} + {CONFIG_FILE}) nor a checkpoint folder")

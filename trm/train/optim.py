@@ -1,0 +1,109 @@
+"""Optimizers of spec §2.4 in pure PyTorch (no CUDA extension): AdamATan2 for dense weights and a sparse SignSGD
+for the puzzle-embedding table.
+
+Why not torch.optim.AdamW: the official runs use Adam-atan2 (eps replaced by atan2, a = b = 1), which behaves
+differently for tiny second moments; results are only comparable with the same update rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.distributed as dist
+
+
+class AdamATan2(torch.optim.Optimizer):
+    """Per tensor, step t (1-based):
+    p *= 1 - lr*wd;  m = lerp(m, g, 1-b1);  v = b2*v + (1-b2)*g^2;
+    p -= lr / (1 - b1^t) * atan2(m, sqrt(v) / sqrt(1 - b2^t)).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict],
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.95),
+        weight_decay: float = 0.0,
+    ) -> None:
+        if lr < 0:
+            raise ValueError(f"AdamATan2: lr must be >= 0, got {lr}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"AdamATan2: betas must be in [0, 1), got {betas}")
+        if weight_decay < 0:
+            raise ValueError(f"AdamATan2: weight_decay must be >= 0, got {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, wd = float(group["lr"]), float(group["weight_decay"])
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                state = self.state[param]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float64)
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = int(state["step"].item())
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+
+                param.mul_(1.0 - lr * wd)
+                exp_avg.lerp_(grad, 1.0 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                step_size = lr / (1.0 - beta1**t)
+                denom = exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2**t)
+                param.add_(torch.atan2(exp_avg, denom), alpha=-step_size)
+        return loss
+
+
+def gather_rows(ids: torch.Tensor, grads: torch.Tensor, process_group: dist.ProcessGroup | None):
+    """All ranks' (ids, grads) concatenated in rank order; identity without a process group. Ranks must hold the
+    same number of rows (the sampler gives every rank b / world_size)."""
+    if process_group is None or dist.get_world_size(process_group) == 1:
+        return ids, grads
+    world = dist.get_world_size(process_group)
+    all_ids = [torch.empty_like(ids) for _ in range(world)]
+    all_grads = [torch.empty_like(grads) for _ in range(world)]
+    dist.all_gather(all_ids, ids.contiguous(), group=process_group)
+    dist.all_gather(all_grads, grads.contiguous(), group=process_group)
+    return torch.cat(all_ids), torch.cat(all_grads)
+
+
+class SignSGD:
+    """Sparse SignSGD with decoupled weight decay over a [num_ids, D] table that is a buffer, not a parameter.
+
+    Only rows named in the step's ids change: gradients of repeated ids are summed per id (across ranks too), then
+    w[id] *= 1 - lr*wd; w[id] -= lr * sign(sum of grads). Untouched rows get no decay.
+    """
+
+    def __init__(self, table: torch.Tensor, lr: float, weight_decay: float, process_group=None) -> None:
+        if table.ndim != 2:
+            raise ValueError(f"SignSGD: table must be 2-D [num_ids, D], got shape {tuple(table.shape)}")
+        self.table = table
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.process_group = process_group
+
+    @torch.no_grad()
+    def step(self, ids: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        """Apply one update from this rank's (ids [N], grads [N, D]); returns the unique ids that were updated."""
+        if ids.ndim != 1 or grads.ndim != 2 or grads.shape[0] != ids.shape[0]:
+            raise ValueError(f"SignSGD.step: ids [N] and grads [N, D] expected, got {tuple(ids.shape)}, {tuple(grads.shape)}")
+        all_ids, all_grads = gather_rows(ids, grads, self.process_group)
+        unique_ids, inverse = all_ids.long().unique(return_inverse=True)
+        summed = torch.zeros((unique_ids.shape[0], all_grads.shape[1]), dtype=all_grads.dtype, device=all_grads.device)
+        summed.index_add_(0, inverse, all_grads)
+        rows = self.table[unique_ids]
+        rows.mul_(1.0 - self.lr * self.weight_decay).add_(torch.sign(summed).to(rows.dtype), alpha=-self.lr)
+        self.table[unique_ids] = rows
+        return unique_ids
