@@ -218,11 +218,15 @@ def _sudoku_meta(size: int) -> dict[str, Any]:
 
 
 def write_sudoku_split(writer: ExampleWriter, questions: np.ndarray, answers: np.ndarray, size: int, num_aug: int,
-                       seed: int, split_key: int, source_names: list[str], progress: Progress) -> None:
+                       seed: int, split_key: int, source_names: list[str], progress: Progress,
+                       exclude_answers: np.ndarray | None = None) -> None:
     """Groups = one source puzzle + ``num_aug`` augmented copies, each copy its own 1-example puzzle. Group g draws
-    from ``group_rng(seed, split_key, g)``."""
+    from ``group_rng(seed, split_key, g)``. Augmented copies whose solution grid is one of ``exclude_answers`` (the
+    held-out grids) are dropped, so augmentation can never recreate a test grid in training (small sizes have so few
+    grids that shuffles of training grids hit test grids often)."""
     n = questions.shape[0]
-    per_group = num_aug + 1
+    excluded = {row.tobytes() for row in exclude_answers} if exclude_answers is not None else set()
+    next_puzzle = 0
     identity_map = np.arange(10, dtype=np.uint8)
     identity_perm = np.arange(size, dtype=np.uint8)
     if num_aug == 0:  # one puzzle per group, no randomness: write in large vectorised slices
@@ -243,6 +247,7 @@ def write_sudoku_split(writer: ExampleWriter, questions: np.ndarray, answers: np
     for start in range(0, n, GROUPS_PER_BATCH):
         stop = min(n, start + GROUPS_PER_BATCH)
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "a", "d", "v", "r", "c")}
+        group_sizes = []
         for g in range(start, stop):
             parts["q"].append(questions[g : g + 1])
             parts["a"].append(answers[g : g + 1])
@@ -253,19 +258,24 @@ def write_sudoku_split(writer: ExampleWriter, questions: np.ndarray, answers: np
             if num_aug:
                 var = augment_sudoku(questions[g : g + 1], answers[g : g + 1], size, num_aug,
                                      group_rng(seed, split_key, g))
+                keep = slice(None)
+                if excluded:
+                    keep = np.array([a.tobytes() not in excluded for a in var.answers], dtype=bool)
                 for key, arr in zip("qadvrc", (var.questions, var.answers, var.dihedral, var.value_map,
                                                var.row_perm, var.col_perm)):
-                    parts[key].append(arr)
+                    parts[key].append(arr[keep])
+            group_sizes.append(sum(len(part) for part in parts["q"]) - sum(group_sizes))
         cat = {k: np.concatenate(v) for k, v in parts.items()}
         rows = cat["q"].shape[0]
-        groups = np.repeat(np.arange(start, stop, dtype=np.int32), per_group)
+        groups = np.repeat(np.arange(start, stop, dtype=np.int32), group_sizes)
         writer.write(ExampleBatch(
             inputs=sudoku_tokens(cat["q"]), labels=sudoku_tokens(cat["a"]),
             puzzle_identifier=np.zeros(rows, np.int32),
-            puzzle_index=(np.arange(rows, dtype=np.int32) + start * per_group),
+            puzzle_index=(np.arange(rows, dtype=np.int32) + next_puzzle),
             group_index=groups, source_names=source_names, source_codes=groups,
             aug_dihedral=cat["d"], aug_value_map=cat["v"], aug_row_perm=cat["r"], aug_col_perm=cat["c"],
         ))
+        next_puzzle += rows
         progress.advance(stop - start)
 
 
@@ -324,7 +334,7 @@ def _sudoku_generated(size: int) -> Callable[[SudokuGenParams, BuildContext], No
         with DatasetWriter(ctx.out, size * size) as dw:
             progress.stage("writing", len(train) + len(test))
             write_sudoku_split(dw.split("train"), train.questions, train.answers, size, params.num_aug, params.seed,
-                               0, [f"gen:{k}" for k in range(len(train))], progress)
+                               0, [f"gen:{k}" for k in range(len(train))], progress, exclude_answers=test.answers)
             write_sudoku_split(dw.split("test"), test.questions, test.answers, size, 0, params.seed, 1,
                                [f"gen:{k}" for k in range(len(test))], progress)
             dw.commit(ctx.metadata(**_sudoku_meta(size), sources=[]))
