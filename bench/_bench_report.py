@@ -1,0 +1,57 @@
+"""Shared plumbing of the training/evaluation benchmarks: JSON-line output, a machine/load note, and replacing a
+script's own marked section of ``docs/benchmarks.md`` so that a rerun updates its numbers instead of appending.
+
+A section is everything between ``<!-- bench:KEY -->`` and ``<!-- /bench:KEY -->``; when the markers are missing
+the section is appended at the end of the file. The file is written to a temp name then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_DOC = REPO_ROOT / "docs" / "benchmarks.md"
+IMG_DIR = REPO_ROOT / "docs" / "img"
+
+
+def emit(record: dict[str, Any]) -> None:
+    """One JSON object per line on stdout: the machine-readable result of a measurement."""
+    print(json.dumps(record, sort_keys=False), flush=True)
+
+
+def machine_note() -> str:
+    """When and on what a number was measured (the load average matters: the reference machine is shared)."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    cpu = platform.processor() or platform.machine()
+    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores ({cpu}), "
+            f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load}")
+
+
+def replace_section(key: str, body: str, doc: Path = BENCHMARKS_DOC) -> Path:
+    """Put ``body`` between the ``bench:KEY`` markers of ``doc`` (appending the markers when absent)."""
+    start, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
+    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = doc.with_name(doc.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(doc)
+    return doc
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
