@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from trm.data.cli import data_app
+from trm.distributed.cli import register as register_distributed
 from trm.evaluate.cli import register as register_evaluate
 from trm.store.cli import models_app
 from trm.train.cli import register as register_train
@@ -13,6 +14,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tiny Recursi
 app.add_typer(data_app, name="data", help="Build and inspect puzzle datasets.")
 register_train(app)
 register_evaluate(app)
+register_distributed(app)
 app.add_typer(models_app, name="models", help="Published models: list, show, promote, download, publish.")
 
 

@@ -21,8 +21,13 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in the run folder"),
     device: Optional[str] = typer.Option(None, "--device", help="override train.device (cpu, cuda, cuda:1 ...)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    ray: bool = typer.Option(False, "--ray", help="run as a Ray Train job (local Ray started on demand)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --ray; default: local)"),
+    workers: int = typer.Option(1, "--workers", min=1, help="data-parallel Ray workers (with --ray)"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Ray storage: a folder or s3://bucket/prefix"),
 ) -> None:
-    """Train a TRM from a preset; builds the dataset first if it is missing."""
+    """Train a TRM from a preset; builds the dataset first if it is missing. With --ray, the same training runs
+    as a Ray Train job on N workers; repeating the command with the same run name resumes it."""
     from trm.config import ConfigError, load_config
     from trm.train.loop import train
 
@@ -33,6 +38,13 @@ def train_command(
         config = load_config(preset, sets)
     except ConfigError as err:
         _fail(str(err))
+    if ray:
+        from trm.distributed.cli import train_on_ray
+
+        train_on_ray(config, address=address, workers=workers, storage=storage)
+        return
+    if address is not None or workers != 1 or storage is not None:
+        _fail("--address, --workers and --storage need --ray")
     try:
         result = train(config, resume=resume, device=device, progress=progress)
     except (FileNotFoundError, ValueError) as err:  # bad dataset / config combinations, named by the message
