@@ -1,0 +1,51 @@
+"""prefect.yaml refers only to things that exist: the flow entrypoint, its parameters, presets, DVC stages; every
+schedule is inactive; runs work in the checkout that deployed (build step output -> pull step)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+EXPECTED = {"smoke", "sudoku-extreme", "maze-hard", "arc-agi-1"}
+
+
+def load() -> dict:
+    return yaml.safe_load((REPO / "prefect.yaml").read_text())
+
+
+def test_every_deployment_targets_the_retrain_flow_with_valid_parameters() -> None:
+    from pipelines.retrain import retrain
+    from trm.config import load_config, preset_names
+
+    declared = load()
+    stages = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+    dvc_params = yaml.safe_load((REPO / "params.yaml").read_text())
+    accepted = set(inspect.signature(retrain.fn).parameters)
+    assert {d["name"] for d in declared["deployments"]} == EXPECTED
+    for deployment in declared["deployments"]:
+        where = f"deployment {deployment['name']}"
+        path, _, function = deployment["entrypoint"].partition(":")
+        assert (REPO / path).is_file() and function == "retrain", where
+        assert deployment["flow_name"] == retrain.name, where
+        params = deployment["parameters"]
+        assert set(params) <= accepted, f"{where}: unknown parameters {set(params) - accepted}"
+        assert params["preset"] in preset_names(), where
+        assert params["dataset"] in stages, f"{where}: {params['dataset']} is not a DVC stage"
+        config = load_config(params["preset"], [*params["overrides"], f"data.name={params['dataset']}"])
+        assert config.data.name == params["dataset"], where
+        section = dvc_params[params["dataset"]]  # DVC builds with this; the preset must train on the same data
+        assert {k: section.get(k) for k in config.data.build} == dict(config.data.build), where
+        assert deployment["work_pool"]["name"] == "trm-local", where
+        assert deployment["schedules"] and all(s["active"] is False and s["cron"] for s in deployment["schedules"])
+
+
+def test_runs_work_in_the_checkout_that_deployed() -> None:
+    declared = load()
+    (build,) = declared["build"]
+    step = build["prefect.deployments.steps.run_shell_script"]
+    assert step["script"].strip() == "pwd"
+    (pull,) = declared["pull"]
+    assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == f"{{{{ {step['id']}.stdout }}}}"

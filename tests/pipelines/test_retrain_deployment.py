@@ -1,0 +1,174 @@
+"""End to end through real services on 127.0.0.1: a Prefect server, a process worker, `prefect deploy --all`, and
+`prefect deployment run 'retrain/smoke' --watch`, twice. The flow builds the data with DVC (in a copy of the
+project), trains on a local Ray with 2 workers, evaluates, and publishes to an S3 bucket on a moto server. Then the
+published model is downloaded, verified and loaded and solves the test puzzles at the accuracy it claims; the
+second run reproduces the data hash and the metrics without rebuilding the data, and the manifest diff names only
+what identifies a run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline_services import PrefectServer, base_env, start_worker, stop_group  # noqa: E402
+
+pytestmark = pytest.mark.timeout(1200)
+
+DEPLOYMENTS = {"smoke", "sudoku-extreme", "maze-hard", "arc-agi-1"}
+MODEL = "smoke"
+STAGE = "sudoku-4x4"
+OVERRIDES = ["train.max_steps=600"]
+# What may differ between two runs of the same deployment: the names that identify each run, nothing else.
+RUN_IDENTITY_KEYS = {"ray_run_name", "config.run.name", "extra.prefect_flow_run",
+                     "files.config.json.sha256"}  # config.json differs exactly by run.name (checked by the diff)
+
+
+def data_fingerprint(folder: Path) -> dict[str, tuple[str, int]]:
+    """sha256 and mtime (ns) of every file of a built dataset: equal mtimes = DVC did not rewrite anything."""
+    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@dataclass
+class SmokeRuns:
+    server: PrefectServer
+    repo: Path
+    store_url: str
+    s3_env: dict[str, str]
+    deploy_output: str
+    summaries: list[dict[str, Any]]  # retrain.json of each run, in run order
+    fingerprints: list[dict[str, tuple[str, int]]]  # data/sudoku-4x4 after each run
+
+
+def run_deployment(server: PrefectServer, repo: Path, parameters: dict[str, Any], worker) -> str:
+    done = server.cli("deployment", "run", f"retrain/{MODEL}", "--params", json.dumps(parameters), "--watch",
+                      cwd=repo, timeout=900, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "Completed" in output, \
+        f"deployment run failed ({done.returncode}):\n{output[-4000:]}\n--- worker ---\n{worker.output()}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(prefect_server: PrefectServer, project_copy: Path, s3_server) -> SmokeRuns:
+    repo = project_copy
+    server = prefect_server
+    server.cli("work-pool", "create", "trm-local", "--type", "process", "--overwrite", cwd=repo)
+    deployed = server.cli("--no-prompt", "deploy", "--all", cwd=repo, timeout=300)
+    bucket = s3_server.new_bucket()
+    store_url = f"s3://{bucket}/trm"
+    worker_env = base_env(PREFECT_HOME=str(server.home), PREFECT_API_URL=server.api_url,
+                          PREFECT_WORKER_QUERY_SECONDS="1", TRM_DATASETS=str(repo.parent / "shared" / "datasets"),
+                          **s3_server.env())
+    worker = start_worker(server, repo, worker_env)
+    try:
+        # half the smoke preset's steps keeps the two runs inside the test budget; it still learns (checked below)
+        parameters = {"store_url": store_url, "workers": 2, "overrides": OVERRIDES}
+        summaries, fingerprints = [], []
+        for _ in range(2):
+            run_deployment(server, repo, parameters, worker)
+            found = sorted((repo / "runs").glob(f"{MODEL}-*/retrain.json"), key=lambda p: p.stat().st_mtime_ns)
+            assert len(found) == len(summaries) + 1, f"expected one more retrain.json, found {found}"
+            summaries.append(json.loads(found[-1].read_text()))
+            fingerprints.append(data_fingerprint(repo / "data" / STAGE))
+    finally:
+        stop_group(worker.process, signal.SIGINT)
+    return SmokeRuns(server, repo, store_url, s3_server.env(), deployed.stdout, summaries, fingerprints)
+
+
+def test_deploy_all_declares_every_preset_with_inactive_schedules(smoke_runs: SmokeRuns) -> None:
+    listed = smoke_runs.server.cli("deployment", "ls", cwd=smoke_runs.repo).stdout
+    for name in DEPLOYMENTS:
+        assert f"retrain/{name}" in listed, listed
+    inspected = smoke_runs.server.cli("deployment", "inspect", "retrain/smoke", cwd=smoke_runs.repo).stdout
+    assert "'active': False" in inspected and "'active': True" not in inspected
+    assert f"'directory': '{smoke_runs.repo}'" in inspected  # the pull step points at the checkout that deployed
+    declared = yaml.safe_load((smoke_runs.repo / "prefect.yaml").read_text())
+    assert {d["name"] for d in declared["deployments"]} == DEPLOYMENTS
+
+
+def test_published_model_loads_verified_and_solves_what_it_claims(smoke_runs: SmokeRuns, monkeypatch) -> None:
+    import torch
+
+    import trm
+    from trm.data.loader import PuzzleDataset
+    from trm.evaluate.inference import evaluate
+    from trm.store import ModelStore
+
+    for key, value in smoke_runs.s3_env.items():
+        monkeypatch.setenv(key, value)
+    first = smoke_runs.summaries[0]
+    store = ModelStore.open(smoke_runs.store_url)
+    assert store.versions(MODEL) == [1, 2]
+    manifest = store.manifest(MODEL, 1)
+    lock = yaml.safe_load((smoke_runs.repo / "dvc.lock").read_text())["stages"][STAGE]
+    assert manifest.data is not None and manifest.data.stage == STAGE
+    assert [o.md5 for o in manifest.data.outs] == [o["md5"] for o in lock["outs"]] == [first["data"]["md5"]]
+    assert manifest.ray_run_name == first["train"]["run_name"] and manifest.git.commit
+    assert manifest.config["train"]["max_steps"] == 600 and set(OVERRIDES) <= set(manifest.extra["overrides"])
+    assert manifest.extra["workers"] == 2
+
+    model, config = trm.load_model(f"{smoke_runs.store_url}#{MODEL}:1")  # downloads and verifies every sha256
+    dataset = PuzzleDataset.open(smoke_runs.repo / "data" / STAGE, "test")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the flow evaluates with one thread too
+    try:
+        result = evaluate(model, dataset, config.eval.batch_size, mode="fixed")
+    finally:
+        torch.set_num_threads(threads)
+    claimed = manifest.metrics
+    assert result.metrics["count"] == claimed["fixed/count"] == len(dataset)
+    assert result.metrics["exact_accuracy"] == pytest.approx(claimed["fixed/exact_accuracy"], abs=1e-9)
+    assert result.metrics["accuracy"] == pytest.approx(claimed["fixed/accuracy"], abs=1e-6)
+    assert claimed["fixed/accuracy"] > 0.5  # it learned something: 4x4 Sudoku tokens are 25 % at chance
+
+
+def test_second_run_reproduces_data_and_metrics_without_rebuilding(smoke_runs: SmokeRuns, monkeypatch) -> None:
+    from trm.store import ModelStore, diff_manifests
+
+    first, second = smoke_runs.summaries
+    assert first["data"]["stages_ran"] == [STAGE]  # fresh copy: the first run built the data
+    assert second["data"]["stages_ran"] == []  # dvc repro ran nothing the second time
+    assert smoke_runs.fingerprints[0] == smoke_runs.fingerprints[1]  # same bytes, not even rewritten (mtimes)
+    assert second["data"]["md5"] == first["data"]["md5"]
+    assert second["metrics"] == first["metrics"]
+    for key, value in smoke_runs.s3_env.items():
+        monkeypatch.setenv(key, value)
+    store = ModelStore.open(smoke_runs.store_url)
+    old, new = store.manifest(MODEL, 1), store.manifest(MODEL, 2)
+    assert old.metrics == new.metrics and old.data == new.data
+    differences = diff_manifests(old, new)
+    assert set(differences) <= RUN_IDENTITY_KEYS, f"unexplained differences between the runs: {differences}"
+    assert differences["ray_run_name"] == (first["train"]["run_name"], second["train"]["run_name"])
+
+
+def test_each_run_leaves_metrics_curve_and_model_link_artifacts(smoke_runs: SmokeRuns) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    keys = [f"{MODEL}-metrics", f"{MODEL}-training-curve", f"{MODEL}-model"]
+    with temporary_settings({PREFECT_API_URL: smoke_runs.server.api_url}):
+        with get_client(sync_client=True) as client:
+            artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    by_key: dict[str, list] = {}
+    for artifact in artifacts:
+        by_key.setdefault(artifact.key, []).append(artifact)
+    assert {k: len(v) for k, v in by_key.items()} == {k: 2 for k in keys}  # one of each per run
+    tables = sorted(str(a.data) for a in by_key[f"{MODEL}-metrics"])
+    md5 = smoke_runs.summaries[0]["data"]["md5"]
+    assert all(md5 in table and "fixed/exact_accuracy" in table for table in tables)
+    assert any("none (up to date)" in table for table in tables)
+    assert all("data:image/png;base64," in str(a.data) for a in by_key[f"{MODEL}-training-curve"])
+    links = {str(a.data) for a in by_key[f"{MODEL}-model"]}
+    assert {f"{smoke_runs.store_url}/models/{MODEL}/{v}/README.md" for v in (1, 2)} <= {
+        link.split("](")[-1].rstrip(")") if "](" in link else link for link in links}
