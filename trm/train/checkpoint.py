@@ -9,15 +9,14 @@ that ``latest_checkpoint`` would pick up.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from trm.atomic import atomic_folder
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -31,23 +30,10 @@ class CheckpointError(ValueError):
 def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write tensors + JSON atomically into ``folder`` (replacing an existing one only after success)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(folder) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / STATE_TENSORS),
                   metadata={"format": "trm-checkpoint"})
         (tmp / STATE_JSON).write_text(json.dumps(meta, indent=1, sort_keys=True))
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -6,14 +6,12 @@ it holds no optimizer state and is never unpickled.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from trm.atomic import atomic_folder
 from trm.config import TRMConfig
 from trm.model import TRM
 
@@ -28,23 +26,10 @@ class ExportError(ValueError):
 def export_model(model: TRM, config: TRMConfig, folder: Path) -> Path:
     """Write ``model`` (as given: pass the EMA model) and ``config`` into ``folder`` atomically."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(folder) as tmp:
         tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "trm-model"})
         (tmp / CONFIG_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=1, sort_keys=True))
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
