@@ -128,3 +128,13 @@ def test_cli_commands(tmp_path: Path, exported: Path) -> None:
     assert "invalid model name" in run("show", "../x", code=1)
     assert "already exists" in run("publish", "cli-model", str(exported), "--version", "1", code=1)
     assert "destination exists" in run("download", "cli-model", str(tmp_path / "dl"), code=1)
+
+
+def test_commit_outside_a_checkout_comes_from_the_environment(tmp_path, monkeypatch):
+    from trm.store.lineage import collect_git
+
+    monkeypatch.delenv("TRM_GIT_COMMIT", raising=False)
+    assert collect_git(tmp_path).commit is None
+    monkeypatch.setenv("TRM_GIT_COMMIT", "0123abcd")
+    info = collect_git(tmp_path)
+    assert info.commit == "0123abcd" and info.dirty is None

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from trm.config import TRMConfig
+if TYPE_CHECKING:  # trm.config pulls in torch: keep it out of `trm --help`
+    from trm.config import TRMConfig
 
 
 def _fail(message: str) -> None:

@@ -9,6 +9,7 @@ data lineage would defeat the purpose.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -41,10 +42,11 @@ def _git(repo_dir: Path, *args: str) -> str | None:
 
 
 def collect_git(repo_dir: Path) -> GitInfo:
-    """Commit, branch and dirty flag of the checkout containing ``repo_dir``; all None outside a git repo."""
+    """Commit, branch and dirty flag of the checkout containing ``repo_dir``. Outside a git repo (e.g. the Docker
+    image, which ships no .git) the commit comes from $TRM_GIT_COMMIT when set, with dirty unknown."""
     commit = _git(repo_dir, "rev-parse", "HEAD")
     if commit is None:
-        return GitInfo()
+        return GitInfo(commit=os.environ.get("TRM_GIT_COMMIT") or None)
     status = _git(repo_dir, "status", "--porcelain", "--untracked-files=normal")
     branch = _git(repo_dir, "rev-parse", "--abbrev-ref", "HEAD")
     return GitInfo(commit=commit, dirty=None if status is None else bool(status), branch=branch)
