@@ -121,6 +121,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     from trm.data.loader import PuzzleDataset
     from trm.train.checkpoint import load_trainer, write_checkpoint
     from trm.train.loop import ensure_dataset, run_evaluation
+    from trm.train.metrics_log import MetricsLog
     from trm.train.trainer import Trainer
 
     context = ray.train.get_context()
@@ -153,6 +154,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         restores = int(meta.get(RAY_META_KEY, {}).get("restores", 0)) + 1
         restored_from = trainer.step_count
 
+    # The per-step curve (Ray itself keeps only the reports made at evaluations): rank 0 writes the same
+    # metrics.jsonl as a single-process run into run.path(); on a multi-node cluster that folder must be shared.
+    log = MetricsLog(config.run.path() / "metrics.jsonl", enabled=rank == 0)
+    if restored_from is not None:
+        log.truncate_after(restored_from)
+    elif rank == 0 and log.path.exists():
+        log.path.unlink()  # a fresh run replaces an old log instead of appending to it
+
     t = config.train
     steps_per_epoch = trainer.steps_per_epoch
     every = t.eval_interval or t.checkpoint_interval
@@ -162,6 +171,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
 
     def report(step_metrics: dict[str, float], window_seconds: float, window_steps: int, save: bool) -> dict:
         evals = run_evaluation(trainer, eval_model, eval_ds)  # collective: every rank evaluates its share
+        for mode, summary in evals.items():
+            log.write("eval", trainer.step_count, {"mode": mode, **summary})
         metrics: dict[str, Any] = {f"train_{k}": float(v) for k, v in step_metrics.items()}
         metrics.update(_eval_metrics(evals))
         metrics.update({
@@ -198,6 +209,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         step_metrics = trainer.step()
         window_steps += 1
         step = trainer.step_count
+        if step % t.log_interval == 0 or step == trainer.total_steps:
+            log.write("train", step, step_metrics)
         if (report_every and step % report_every == 0) or step == trainer.total_steps:
             last = report(step_metrics, time.perf_counter() - window_start, window_steps, save=True)
             reported = True
@@ -286,6 +299,9 @@ def run_ray_training(
     from trm.distributed.cluster import connect
 
     started = time.perf_counter()
+    # workers run in Ray's own working directory: make the run folder (metrics.jsonl) absolute on the driver
+    run_dir = str(Path(config.run.output_dir).expanduser().resolve())
+    config = config.model_copy(update={"run": config.run.model_copy(update={"output_dir": run_dir})})
     scaling = RayScaling(workers=workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
                          threads_per_worker=threads_per_worker)
     target = resolve_storage(storage, s3)
