@@ -255,16 +255,14 @@ def write_sudoku_split(writer: ExampleWriter, questions: np.ndarray, answers: np
             parts["v"].append(identity_map[None])
             parts["r"].append(identity_perm[None])
             parts["c"].append(identity_perm[None])
-            if num_aug:
-                var = augment_sudoku(questions[g : g + 1], answers[g : g + 1], size, num_aug,
-                                     group_rng(seed, split_key, g))
-                keep = slice(None)
-                if excluded:
-                    keep = np.array([a.tobytes() not in excluded for a in var.answers], dtype=bool)
-                for key, arr in zip("qadvrc", (var.questions, var.answers, var.dihedral, var.value_map,
-                                               var.row_perm, var.col_perm)):
-                    parts[key].append(arr[keep])
-            group_sizes.append(sum(len(part) for part in parts["q"]) - sum(group_sizes))
+            var = augment_sudoku(questions[g : g + 1], answers[g : g + 1], size, num_aug,
+                                 group_rng(seed, split_key, g))
+            keep = (np.array([a.tobytes() not in excluded for a in var.answers], dtype=bool) if excluded
+                    else np.ones(num_aug, dtype=bool))
+            for key, arr in zip("qadvrc", (var.questions, var.answers, var.dihedral, var.value_map,
+                                           var.row_perm, var.col_perm)):
+                parts[key].append(arr[keep])
+            group_sizes.append(1 + int(keep.sum()))  # the original plus the copies kept
         cat = {k: np.concatenate(v) for k, v in parts.items()}
         rows = cat["q"].shape[0]
         groups = np.repeat(np.arange(start, stop, dtype=np.int32), group_sizes)
