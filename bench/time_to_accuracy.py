@@ -1,11 +1,15 @@
 """Time-to-accuracy of the 9x9 Sudoku CPU preset on its generated, disjoint test set, against the same network
 without recursion (T=1, n=1: two net calls per supervision step instead of T(n+1)) as the baseline.
 
-    .venv/bin/python bench/time_to_accuracy.py [--steps N] [--evals 20] [--preset sudoku-9x9-cpu]
-                                               [--set key=value ...] [--export DIR] [--quick] [--no-docs]
+    .venv/bin/python bench/time_to_accuracy.py [--steps N] [--baseline-steps M] [--evals 20]
+                                               [--preset sudoku-9x9-cpu] [--set key=value ...] [--export DIR]
+                                               [--quick] [--no-docs]
 
-Both variants train with the real `Trainer` for the same step budget (`--steps`, default: the preset's
-train.max_steps) and are evaluated `--evals` times (plus at step 0) with the EMA weights in the official fixed
+Both variants train with the real `Trainer`, the recursive one for `--steps` (default: the preset's
+train.max_steps), the baseline for `--baseline-steps` (default: the same; a step without recursion is ~3x cheaper,
+so about 3x the steps gives it the same training time). With the preset's constant learning rate after warm-up the
+first N steps of a longer run are the N-step run, so one baseline run shows both the equal-steps and the
+equal-time comparison. Each is evaluated `--evals` times (plus at step 0) with the EMA weights in the official fixed
 16-step mode on the whole test split. The clock counts training steps only (evaluation paused), so the curve is
 exact accuracy vs training wall time and vs steps. Writes docs/img/time_to_accuracy.png, a table in its section
 of docs/benchmarks.md, one JSON line per evaluation, and (with --export) the recursive model's export folder, which
@@ -54,8 +58,7 @@ def run_variant(config: TRMConfig, label: str, evals: int) -> tuple[list[dict], 
     params = count_trainable_parameters(trainer.model)
     step_gflop = supervision_step_flops(trainer.config.model).training * config.train.global_batch_size / 1e9
     points = eval_points(trainer.total_steps, evals)
-    # test_batches pads the last batch to the full batch size: never ask for more rows than the split has
-    eval_batch = min(config.eval.batch_size, len(test_ds))
+    eval_batch = config.eval.batch_size  # evaluate() caps it at the split's size
     records: list[dict] = []
     train_seconds = 0.0
     started = time.perf_counter()
@@ -72,6 +75,11 @@ def run_variant(config: TRMConfig, label: str, evals: int) -> tuple[list[dict], 
         emit(record)
         records.append(record)
     return records, trainer
+
+
+def at_step(records: list[dict], step: int) -> dict | None:
+    """The last evaluation at or before ``step``."""
+    return max((r for r in records if r["step"] <= step), key=lambda r: r["step"], default=None)
 
 
 def first_reaching(records: list[dict], threshold: float) -> dict | None:
@@ -106,22 +114,33 @@ def plot(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
     return path
 
 
+def _puzzle_kind(config: TRMConfig) -> str:
+    """How the preset's puzzles were generated, from the dataset build parameters actually used."""
+    from trm.data.build import resolve_params
+
+    blanks = getattr(resolve_params(config.data.name, dict(config.data.build)), "blanks", None)
+    return "generated minimal puzzles" if blanks is None else f"generated puzzles with {blanks} blank cells"
+
+
 def docs_section(curves: dict[str, list[dict]], configs: dict[str, TRMConfig], image: Path, quick: bool,
                  note: str) -> str:
     summary_rows = []
+    equal_steps = min(records[-1]["step"] for records in curves.values())
     for label, records in curves.items():
         cfg = configs[label]
         final, best = records[-1], max(records, key=lambda r: r["exact_accuracy"])
+        same_steps = at_step(records, equal_steps)
         reach = []
         for threshold in THRESHOLDS:
             hit = first_reaching(records, threshold)
             reach.append(f"{hit['train_seconds'] / 60:.1f} min / {hit['step']}" if hit else "not reached")
         summary_rows.append([label, f"T={cfg.model.H_cycles}, n={cfg.model.L_cycles}", f"{final['params']:,}",
                              f"{final['gflop_per_step']:.0f}",
+                             f"{same_steps['exact_accuracy']:.1%}" if same_steps else "-",
                              final["step"], f"{final['train_seconds'] / 60:.1f}",
                              f"**{final['exact_accuracy']:.1%}**", f"{best['exact_accuracy']:.1%}", *reach])
-    header = ["variant", "recursion", "params", "matmul GFLOP / step", "steps", "train min", "final exact", "best exact",
-              *[f"time/steps to {t:.0%}" for t in THRESHOLDS]]
+    header = ["variant", "recursion", "params", "matmul GFLOP / step", f"exact at step {equal_steps}", "steps",
+              "train min", "final exact", "best exact", *[f"time/steps to {t:.0%}" for t in THRESHOLDS]]
     curve_rows = []
     for label, records in curves.items():
         for r in records:
@@ -133,15 +152,15 @@ def docs_section(curves: dict[str, list[dict]], configs: dict[str, TRMConfig], i
     rel_image = image.relative_to(image.parents[1])
     return f"""## Time to accuracy: 9x9 Sudoku CPU preset, recursion vs none — `bench/time_to_accuracy.py`
 {quick_note}
-Measured {note}. Preset `{first.run.name}` (dataset `{first.data.name}`: generated minimal puzzles, test grids not
+Measured {note}. Preset `{first.run.name}` (dataset `{first.data.name}`: {_puzzle_kind(first)}, test grids not
 equivalent to any train grid under the Sudoku symmetries), batch {first.train.global_batch_size}, fp32 on CPU.
 Baseline = the same network with `--set model.H_cycles=1 model.L_cycles=1` (same parameters, 2 net calls per
-supervision step instead of {first.model.H_cycles * (first.model.L_cycles + 1)}), same step budget. Evaluation: EMA
+supervision step instead of {first.model.H_cycles * (first.model.L_cycles + 1)}), trained for the step budget in the
+table (constant learning rate after warm-up). Evaluation: EMA
 weights, official fixed 16-step mode, whole test split ({curves[next(iter(curves))][-1]['test_puzzles']} puzzles);
-the clock counts training steps only. Full run: `.venv/bin/python bench/time_to_accuracy.py --steps N
---export runs/bench/sudoku-9x9-cpu-export` (then `bench/eval_modes.py runs/bench/sudoku-9x9-cpu-export`); budget N
-from the GFLOP/step column and the sustained rate of `bench/train_throughput.py` (the preset's 20,000 steps are
-hours on 2 cores).
+the clock counts training steps only. Full run: `.venv/bin/python bench/time_to_accuracy.py --evals 12
+--baseline-steps 4500 --export runs/bench/sudoku-9x9-cpu-export` (~20 min; then `bench/eval_modes.py
+runs/bench/sudoku-9x9-cpu-export`); the recursive budget is the preset's train.max_steps.
 
 ![exact accuracy vs time and steps]({rel_image})
 
@@ -159,6 +178,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="sudoku-9x9-cpu")
     parser.add_argument("--steps", type=int, default=None, help="step budget of each variant (default: preset's)")
+    parser.add_argument("--baseline-steps", type=int, default=None,
+                        help="step budget of the no-recursion baseline (default: same as --steps)")
     parser.add_argument("--evals", type=int, default=20, help="evaluations per variant (besides step 0)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config overrides for both variants")
@@ -177,7 +198,10 @@ def main() -> None:
             overrides.append(f"train.max_steps={steps}")
         note = machine_note()
         configs = {"recursive": load_config(args.preset, overrides)}
-        configs["no recursion (T=1, n=1)"] = load_config(args.preset, overrides + NO_RECURSION)
+        baseline = overrides + NO_RECURSION
+        if args.baseline_steps is not None:
+            baseline.append(f"train.max_steps={args.baseline_steps}")
+        configs["no recursion (T=1, n=1)"] = load_config(args.preset, baseline)
         curves: dict[str, list[dict]] = {}
         for label, config in configs.items():
             with torch_threads(config.train.threads):

@@ -85,7 +85,8 @@ def test_overrides_are_coerced_checked_and_recorded(tmp_path: Path) -> None:
         build_dataset("sudoku", out_root=tmp_path)
     out = build_dataset("sudoku-4x4", {"train_count": "12", "test_count": 4, "num_aug": 2}, out_root=tmp_path)
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["params"] == {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "seed": 0}
+    assert meta["params"] == {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "blanks": None,
+                              "seed": 0}
     assert meta["splits"]["train"]["examples"] == 12 * 3 and meta["splits"]["train"]["groups"] == 12
     assert (meta["seq_len"], meta["vocab_size"], meta["grid_shape"]) == (16, 6, [4, 4])
 

@@ -131,6 +131,21 @@ def test_small_sizes_have_disjoint_grids(size, n_train, n_test):
     assert not (_grid_keys(train) & _grid_keys(test))
 
 
+def test_fixed_blank_count_gives_unique_non_minimal_puzzles():
+    train, test = generate_sudoku_split(9, n_train=25, n_test=8, seed=3, blanks=30)
+    for puzzles, count in ((train, 25), (test, 8)):
+        assert puzzles.questions.shape == (count, 81)
+        assert ((puzzles.questions == 0).sum(axis=1) == 30).all()
+        assert len({q.tobytes() for q in puzzles.questions}) == count
+        for question, answer in zip(puzzles.questions, puzzles.answers):
+            assert clue_conflict(question, answer) is None and count_solutions(question, 9) == 1
+    assert not {grid_invariant(g) for g in train.answers} & {grid_invariant(g) for g in test.answers}
+    # far from minimal: with 51 clues a random clue can almost always be dropped
+    assert train.ratings.max() <= 1
+    minimal, _ = generate_sudoku_split(9, n_train=25, n_test=0, seed=3)
+    assert ((minimal.questions == 0).sum(axis=1) > 45).all()
+
+
 def test_4x4_pool_has_all_288_grids():
     grids = all_grids(4)
     assert grids.shape == (288, 16)

@@ -9,7 +9,7 @@ import torch
 
 from trm.data.loader import PuzzleDataset
 from trm.data.writer import DatasetWriter, ExampleBatch
-from trm.evaluate.inference import evaluate
+from trm.evaluate.inference import effective_batch_size, evaluate
 from trm.model import TRM, ModelConfig
 
 SEQ_LEN, VOCAB, ROWS = 16, 6, 11
@@ -142,6 +142,18 @@ def test_everyone_halts_at_step_one_when_q_halt_is_always_positive(tiny_dataset)
     assert adaptive.metrics["steps"] == 1
     assert adaptive.metrics["exact_accuracy"] == fixed.per_step[0]["exact_accuracy"]
     assert adaptive.metrics["accuracy"] == fixed.per_step[0]["accuracy"]
+
+
+def test_a_batch_larger_than_the_split_is_capped_and_gives_the_same_result(tiny_dataset) -> None:
+    assert effective_batch_size(512, 200, 1) == 200 and effective_batch_size(512, 201, 2) == 202
+    assert effective_batch_size(64, 200, 2) == 64 and effective_batch_size(8, 0, 2) == 2
+    with pytest.raises(ValueError, match="multiple of world_size 2"):
+        effective_batch_size(5, 10, 2)
+    model = _model(tiny_dataset)
+    for mode in ("fixed", "adaptive"):
+        exact = evaluate(model, tiny_dataset, batch_size=ROWS, mode=mode, collect_predictions=True)
+        huge = evaluate(model, tiny_dataset, batch_size=64 * ROWS, mode=mode, collect_predictions=True)
+        assert huge.metrics == exact.metrics and torch.equal(huge.predictions, exact.predictions)
 
 
 def test_unknown_mode_is_rejected(tiny_dataset) -> None:

@@ -71,6 +71,34 @@ def test_two_gloo_ranks_match_one_process(tiny_dataset, tmp_path):
     _assert_same_state(got, want)
 
 
+def test_exchange_step_sums_and_gathers_exactly_on_both_paths(tmp_path):
+    """One collective (fused all_gather) and the large-model path (all_reduce + all_gather) give the same, exact
+    result on every rank: dense sums, ids beyond float32's integer range, float64 metric sums bit for bit."""
+    from grad_sync_worker import rank_inputs
+
+    worker = Path(__file__).resolve().parent / "grad_sync_worker.py"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    outs = [tmp_path / f"rank{rank}.safetensors" for rank in range(2)]
+    procs = [subprocess.Popen([sys.executable, str(worker), str(rank), str(tmp_path / "pg"), str(outs[rank])],
+                              env=env, cwd=REPO, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    errors = [proc.communicate(timeout=120)[1][-3000:] for proc in procs if proc.wait(timeout=120) != 0]
+    assert not errors, "\n".join(errors)
+    inputs = [rank_inputs(rank) for rank in range(2)]
+    want = {
+        "weight_grad": inputs[0][0][0].grad + inputs[1][0][0].grad,
+        "bias_grad": torch.zeros(4),
+        "ids": torch.cat([inputs[0][1], inputs[1][1]]),
+        "grads": torch.cat([inputs[0][2], inputs[1][2]]),
+        "metrics": inputs[0][3] + inputs[1][3],
+    }
+    assert want["metrics"][0].item() != float(torch.tensor(want["metrics"][0].item(), dtype=torch.float32))
+    for out in outs:
+        got = load_file(str(out))
+        for path in ("fused", "all_reduce"):
+            for key, value in want.items():
+                assert torch.equal(got[f"{path}.{key}"], value), f"{out.name} {path}.{key}: {got[f'{path}.{key}']}"
+
+
 def test_gradient_accumulation_matches_full_batch(tiny_dataset, tmp_path):
     want = _single_process_state(tiny_dataset, tmp_path / "full")
     got = _single_process_state(tiny_dataset, tmp_path / "accum", "train.grad_accum_steps=2")

@@ -112,6 +112,8 @@ class SudokuGenParams(Params):
     test_count: int = Field(200, ge=0)
     num_aug: int = Field(100, ge=0)
     min_rating: int = Field(0, ge=0)
+    # None: minimal puzzles (no clue can be dropped); a number: exactly that many blank cells, i.e. easier puzzles
+    blanks: int | None = Field(None, ge=1)
     seed: int = 0
 
 
@@ -124,7 +126,7 @@ class Sudoku6x6Params(SudokuGenParams):
 
 
 class Sudoku9x9CpuParams(SudokuGenParams):
-    pass
+    blanks: int | None = Field(45, ge=1)  # 36 givens: a CPU learns these in minutes (minimal puzzles take hours)
 
 
 class MazeGenParams(Params):
@@ -324,8 +326,10 @@ def _sudoku_generated(size: int) -> Callable[[SudokuGenParams, BuildContext], No
 
         progress.stage(f"generating {size}x{size} puzzles", params.train_count + params.test_count)
         tick = _running_total(progress)
+        if params.blanks is not None and params.blanks >= size * size:
+            raise ValueError(f"blanks={params.blanks} must be below the {size * size} cells of a {size}x{size} grid")
         train, test = generate_sudoku_split(size, params.train_count, params.test_count, params.seed,
-                                            params.min_rating, progress=tick)
+                                            params.min_rating, progress=tick, blanks=params.blanks)
         for split, puzzles in (("train", train), ("test", test)):  # cheap guard against generator regressions
             validate_sudoku(Path(f"<generated {size}x{size} {split}>"), puzzles.questions, puzzles.answers, size,
                             np.arange(1, len(puzzles) + 1))

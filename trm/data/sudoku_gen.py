@@ -3,10 +3,11 @@ sets that do not share solution grids (for 9×9: not even up to the augmentation
 
 One puzzle = a random complete grid (``sudoku_solver.random_full_grid``), then every cell is visited once in a
 random order and its clue removed unless that makes the solution non-unique; the result is a *minimal* puzzle
-(no clue can be dropped). It is rated with ``sudoku_solver.rate`` and kept if ``rating >= min_rating`` and its
-question is new in the set. All randomness comes from one ``numpy.random.Generator(PCG64(seed))`` consumed in a
-fixed order and the solver is integer-only, so the same arguments give the same arrays on any machine (with the
-pinned numpy).
+(no clue can be dropped), or, with ``blanks``, digging stops once that many cells are blank (easier puzzles,
+e.g. for a CPU preset; grids whose dig cannot reach the count are skipped). It is rated with
+``sudoku_solver.rate`` and kept if ``rating >= min_rating`` and its question is new in the set. All randomness
+comes from one ``numpy.random.Generator(PCG64(seed))`` consumed in a fixed order and the solver is integer-only,
+so the same arguments give the same arrays on any machine (with the pinned numpy).
 
 Disjointness:
 * 4×4 has only 288 grids: the (sorted) pool is shuffled and split between train and test in proportion to the
@@ -53,24 +54,32 @@ class SudokuSet:
 
 
 @njit(cache=True)
-def _dig(solution, visit_order, n, box_r, box_c, value_order):
-    """Remove clues in ``visit_order`` unless the puzzle would stop having exactly one solution."""
+def _dig(solution, visit_order, n, box_r, box_c, value_order, max_blanks):
+    """Remove clues in ``visit_order`` unless the puzzle would stop having exactly one solution; stop once
+    ``max_blanks`` cells are blank."""
     question = solution.copy()
+    blanks = 0
     for k in range(visit_order.shape[0]):
+        if blanks >= max_blanks:
+            break
         cell = visit_order[k]
         kept = question[cell]
         question[cell] = 0
         found, _, _ = _search(question, n, box_r, box_c, 2, value_order)
         if found != 1:
             question[cell] = kept
+        else:
+            blanks += 1
     return question
 
 
-def dig_puzzle(solution: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A minimal puzzle with the unique solution ``solution``, digging cells in an order drawn from ``rng``."""
+def dig_puzzle(solution: np.ndarray, size: int, rng: np.random.Generator, blanks: int | None = None) -> np.ndarray:
+    """A puzzle with the unique solution ``solution``, digging cells in an order drawn from ``rng``: minimal (no
+    clue can be dropped) by default, or with exactly ``blanks`` blank cells (at most what a minimal dig reaches)."""
     br, bc = box_shape(size)
     order = rng.permutation(size * size).astype(np.int64)
-    return _dig(np.ascontiguousarray(solution, dtype=np.uint8), order, size, br, bc, _ascending_order(size))
+    limit = size * size if blanks is None else blanks
+    return _dig(np.ascontiguousarray(solution, dtype=np.uint8), order, size, br, bc, _ascending_order(size), limit)
 
 
 def all_grids(size: int) -> np.ndarray:
@@ -128,6 +137,7 @@ def _generate(
     grid_allowed: Callable[[np.ndarray], bool],
     what: str,
     progress: Callable[[int], None] | None,
+    blanks: int | None = None,
 ) -> SudokuSet:
     """The shared loop: draw grid → dig → rate → keep if new, hard enough and allowed."""
     n_cells = size * size
@@ -145,7 +155,9 @@ def _generate(
                 "not disjoint from training); lower min_rating or the count"
             )
         solution = next_grid()
-        question = dig_puzzle(solution, size, rng)
+        question = dig_puzzle(solution, size, rng, blanks)
+        if blanks is not None and int((question == 0).sum()) != blanks:
+            continue  # this grid/order cannot lose that many clues and keep a unique solution
         key = question.tobytes()
         if key in seen:
             continue
@@ -175,9 +187,11 @@ def generate_sudoku_split(
     seed: int,
     min_rating: int = 0,
     progress: Callable[[int], None] | None = None,
+    blanks: int | None = None,
 ) -> tuple[SudokuSet, SudokuSet]:
     """Train and test sets with disjoint solution grids (9×9: not equivalent under the augmentation symmetries).
-    ``min_rating`` applies to both sets. ``progress`` (optional) is called with the running count of kept puzzles
+    ``min_rating`` and ``blanks`` (None: minimal puzzles, else exactly that many blank cells) apply to both sets.
+    ``progress`` (optional) is called with the running count of kept puzzles
     of the set being generated (train first, then test)."""
     box_shape(size)
     if n_train < 0 or n_test < 0:
@@ -189,8 +203,8 @@ def generate_sudoku_split(
         n_test_grids = min(n_test_grids, len(pool) - (1 if n_train else 0))
         test_pool, train_pool = pool[:n_test_grids], pool[n_test_grids:]
         train_source, test_source = _pool_grid_source(train_pool, rng), _pool_grid_source(test_pool, rng)
-        train = _generate(size, n_train, rng, min_rating, train_source, _always, "train", progress)
-        test = _generate(size, n_test, rng, min_rating, test_source, _always, "test", progress)
+        train = _generate(size, n_train, rng, min_rating, train_source, _always, "train", progress, blanks)
+        test = _generate(size, n_test, rng, min_rating, test_source, _always, "test", progress, blanks)
         return train, test
     train_grids: set[bytes] = set()
 
@@ -201,10 +215,11 @@ def generate_sudoku_split(
         train_grids.add(key)
         return True
 
-    train = _generate(size, n_train, rng, min_rating, _random_grid_source(size, rng), new_train_grid, "train", progress)
+    train = _generate(size, n_train, rng, min_rating, _random_grid_source(size, rng), new_train_grid, "train", progress,
+                      blanks)
     test = _generate(
         size, n_test, rng, min_rating, _random_grid_source(size, rng), _disjoint_filter(train.answers, size), "test",
-        progress,
+        progress, blanks,
     )
     return train, test
 

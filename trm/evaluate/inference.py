@@ -68,6 +68,16 @@ def halt_max_steps(model: torch.nn.Module) -> int:
     return int(steps)
 
 
+def effective_batch_size(batch_size: int, rows: int, world_size: int) -> int:
+    """The configured global batch, but never more than the split's rows rounded up to a multiple of
+    ``world_size``: a small test split (e.g. 200 puzzles at eval.batch_size 512) would otherwise compute mostly
+    padding rows, in both modes."""
+    if batch_size <= 0 or batch_size % world_size:
+        raise ValueError(f"batch size {batch_size} must be a positive multiple of world_size {world_size}")
+    needed = max(world_size, -(-rows // world_size) * world_size)
+    return min(batch_size, needed)
+
+
 def evaluate(
     model: torch.nn.Module,
     dataset: PuzzleDataset,
@@ -86,6 +96,7 @@ def evaluate(
     if mode not in MODES:
         raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {MODES}")
     device = torch.device(device)
+    batch_size = effective_batch_size(batch_size, len(dataset), world_size)
     recorder = _Recorder(len(dataset), dataset.seq_len, collect_predictions, on_rows_done)
     was_training = model.training
     model.eval()

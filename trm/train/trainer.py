@@ -8,7 +8,7 @@ Layout of a step with world size W and gradient accumulation A (global batch b):
 carry. Exploration numbers are drawn once per step for the whole global batch and sliced the same way, so any
 (W, A) with the same b performs the same per-row computation as one process with one micro-batch. Dense gradients
 are summed over micro-batches and ranks (loss already divided by b); puzzle-table gradients are gathered and summed
-per id. Global row order (rank-major, then micro-batch) is also the order carries are saved in, so a checkpoint
+per id; both travel with the metric sums in one collective per step (trm/train/grad_sync.py). Global row order (rank-major, then micro-batch) is also the order carries are saved in, so a checkpoint
 resumes under another (W, A).
 """
 
@@ -28,6 +28,7 @@ from trm.data.sampler import GroupSampler
 from trm.data.schema import DatasetMetadata
 from trm.model import TRM, ModelConfig, TRMCarry
 from trm.train.ema import EMA
+from trm.train.grad_sync import exchange_step
 from trm.train.loss import act_loss, finalize_metrics
 from trm.train.optim import AdamATan2, SignSGD
 from trm.train.schedule import learning_rate
@@ -114,7 +115,8 @@ class Trainer:
         )
         puzzle_emb = self.model.puzzle_emb
         self.sparse_optimizer = (
-            SignSGD(puzzle_emb.weights, train_cfg.puzzle_emb_lr, train_cfg.puzzle_emb_weight_decay, process_group)
+            # rows arrive already gathered from all ranks (exchange_step), so no group here
+            SignSGD(puzzle_emb.weights, train_cfg.puzzle_emb_lr, train_cfg.puzzle_emb_weight_decay)
             if puzzle_emb is not None
             else None
         )
@@ -177,11 +179,20 @@ class Trainer:
             for key, value in result.metrics.items():
                 sums[key] = sums[key] + value if key in sums else value
 
-        self._all_reduce_dense_grads()
-        if self.sparse_optimizer is not None and self.model.puzzle_emb is not None:
-            sparse = self.model.puzzle_emb.take_sparse_gradients()
+        keys = sorted(sums)
+        local_sums = torch.stack([sums[k].detach().to(torch.float64) for k in keys])
+        sparse = self.model.puzzle_emb.take_sparse_gradients() if self.model.puzzle_emb is not None else None
+        empty = torch.zeros(0, dtype=torch.long, device=self.device)
+        exchanged = exchange_step(
+            [p for _, p in self.named_dense_params],
+            sparse.ids if sparse is not None else empty,
+            sparse.grads if sparse is not None else torch.zeros(0, 0, device=self.device),
+            local_sums,
+            self.process_group,
+        )
+        if self.sparse_optimizer is not None:
             self.sparse_optimizer.lr = sparse_lr
-            self.sparse_optimizer.step(sparse.ids, sparse.grads)
+            self.sparse_optimizer.step(exchanged.sparse_ids, exchanged.sparse_grads)
         for group in self.optimizer.param_groups:
             group["lr"] = dense_lr
         self.optimizer.step()
@@ -189,26 +200,9 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
 
-        keys = sorted(sums)
-        packed = torch.stack([sums[k].detach().double().cpu() for k in keys])
-        if self.world_size > 1:
-            dist.all_reduce(packed, group=self.process_group)
-        metrics = finalize_metrics(dict(zip(keys, packed.tolist())), global_batch)
+        metrics = finalize_metrics(dict(zip(keys, exchanged.metric_sums.cpu().tolist())), global_batch)
         metrics["lr"] = dense_lr
         return metrics
-
-    def _all_reduce_dense_grads(self) -> None:
-        """Sum gradients over ranks (DDP semantics with the loss already divided by the global batch)."""
-        if self.world_size == 1:
-            return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for _, p in self.named_dense_params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat, group=self.process_group)
-        offset = 0
-        for (_, param), grad in zip(self.named_dense_params, grads):
-            count = grad.numel()
-            param.grad = flat[offset : offset + count].view_as(grad).clone()
-            offset += count
 
     def _broadcast_model(self) -> None:
         """Every rank starts from rank 0's weights and buffers (same seed already; this makes it a guarantee)."""
