@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Defaults for local sessions: no token auth (local only), fast Train health checks (each report otherwise blocks
-# ~2 s on a 2-core machine). Set before Ray starts so the raylet and every worker inherit them. The dashboard of
-# a local session is off unless TRM_RAY_DASHBOARD=1: its ~10 processes cost CPU that, with as many workers as
-# cores, stalls synchronous training (docs/benchmarks.md, Ray section).
+# ~2 s on a 2-core machine). Set before Ray starts so the raylet and every worker inherit them. The dashboard must
+# stay on: it serves Ray's state API, which Train's PlacementGroupCleaner polls to free the resources of a run whose
+# controller died (an ASHA-stopped Tune trial); without it those CPUs leak and the next trial never starts.
 LOCAL_ENV_DEFAULTS = {
     "RAY_AUTH_MODE": "disabled",
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
@@ -108,7 +108,7 @@ def connect(
     os.environ["RAY_TMPDIR"] = folder
     try:
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, _temp_dir=folder, log_to_driver=log_to_driver,
-                 include_dashboard=os.environ.get("TRM_RAY_DASHBOARD", "0") == "1")
+                 include_dashboard=None)
         address = ray.get_runtime_context().gcs_address
         (Path(folder) / "ray").mkdir(exist_ok=True)
         (Path(folder) / "ray" / "ray_current_cluster").write_text(address)
