@@ -72,7 +72,7 @@ def plain_worker(config_json: str, steps: int, rank: int, world: int, rendezvous
 def plain_throughput(config, steps: int, world: int, work: Path, independent: bool = False) -> float:
     """Samples/s without Ray: `world` child processes (one thread each) in one gloo group, or, with
     `independent`, `world` unconnected single processes at once (their throughputs summed)."""
-    rendezvous = tempfile.mktemp(prefix="rdv-", dir=work)
+    rendezvous = str(work / f"rdv-{time.monotonic_ns()}")  # a fresh file:// rendezvous per group
     child_config = config if not independent else config.model_copy(
         update={"train": config.train.model_copy(update={"global_batch_size": config.train.global_batch_size // world})})
     size = 1 if independent else world

@@ -8,8 +8,8 @@ Layout of a step with world size W and gradient accumulation A (global batch b):
 carry. Exploration numbers are drawn once per step for the whole global batch and sliced the same way, so any
 (W, A) with the same b performs the same per-row computation as one process with one micro-batch. Dense gradients
 are summed over micro-batches and ranks (loss already divided by b); puzzle-table gradients are gathered and summed
-per id; both travel with the metric sums in one collective per step (trm/train/grad_sync.py). Global row order (rank-major, then micro-batch) is also the order carries are saved in, so a checkpoint
-resumes under another (W, A).
+per id; both travel with the metric sums in one collective per step (trm/train/grad_sync.py). Global row order
+(rank-major, then micro-batch) is also the order carries are saved in, so a checkpoint resumes under another (W, A).
 """
 
 from __future__ import annotations
