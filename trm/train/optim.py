@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterable
 
 import torch
-import torch.distributed as dist
 
 
 class AdamATan2(torch.optim.Optimizer):
@@ -66,43 +65,30 @@ class AdamATan2(torch.optim.Optimizer):
         return loss
 
 
-def gather_rows(ids: torch.Tensor, grads: torch.Tensor, process_group: dist.ProcessGroup | None):
-    """All ranks' (ids, grads) concatenated in rank order; identity without a process group. Ranks must hold the
-    same number of rows (the sampler gives every rank b / world_size)."""
-    if process_group is None or dist.get_world_size(process_group) == 1:
-        return ids, grads
-    world = dist.get_world_size(process_group)
-    all_ids = [torch.empty_like(ids) for _ in range(world)]
-    all_grads = [torch.empty_like(grads) for _ in range(world)]
-    dist.all_gather(all_ids, ids.contiguous(), group=process_group)
-    dist.all_gather(all_grads, grads.contiguous(), group=process_group)
-    return torch.cat(all_ids), torch.cat(all_grads)
-
-
 class SignSGD:
     """Sparse SignSGD with decoupled weight decay over a [num_ids, D] table that is a buffer, not a parameter.
 
-    Only rows named in the step's ids change: gradients of repeated ids are summed per id (across ranks too), then
-    w[id] *= 1 - lr*wd; w[id] -= lr * sign(sum of grads). Untouched rows get no decay.
+    Only rows named in the step's ids change: gradients of repeated ids are summed per id, then
+    w[id] *= 1 - lr*wd; w[id] -= lr * sign(sum of grads). Untouched rows get no decay. With several ranks, pass
+    the rows of all ranks (the Trainer gathers them with its other gradients, trm/train/grad_sync.py), so repeated
+    ids are summed across ranks too.
     """
 
-    def __init__(self, table: torch.Tensor, lr: float, weight_decay: float, process_group=None) -> None:
+    def __init__(self, table: torch.Tensor, lr: float, weight_decay: float) -> None:
         if table.ndim != 2:
             raise ValueError(f"SignSGD: table must be 2-D [num_ids, D], got shape {tuple(table.shape)}")
         self.table = table
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
-        self.process_group = process_group
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-        """Apply one update from this rank's (ids [N], grads [N, D]); returns the unique ids that were updated."""
+        """Apply one update from (ids [N], grads [N, D]); returns the unique ids that were updated."""
         if ids.ndim != 1 or grads.ndim != 2 or grads.shape[0] != ids.shape[0]:
             raise ValueError(f"SignSGD.step: ids [N] and grads [N, D] expected, got {tuple(ids.shape)}, {tuple(grads.shape)}")
-        all_ids, all_grads = gather_rows(ids, grads, self.process_group)
-        unique_ids, inverse = all_ids.long().unique(return_inverse=True)
-        summed = torch.zeros((unique_ids.shape[0], all_grads.shape[1]), dtype=all_grads.dtype, device=all_grads.device)
-        summed.index_add_(0, inverse, all_grads)
+        unique_ids, inverse = ids.long().unique(return_inverse=True)
+        summed = torch.zeros((unique_ids.shape[0], grads.shape[1]), dtype=grads.dtype, device=grads.device)
+        summed.index_add_(0, inverse, grads)
         rows = self.table[unique_ids]
         rows.mul_(1.0 - self.lr * self.weight_decay).add_(torch.sign(summed).to(rows.dtype), alpha=-self.lr)
         self.table[unique_ids] = rows

@@ -115,7 +115,6 @@ class Trainer:
         )
         puzzle_emb = self.model.puzzle_emb
         self.sparse_optimizer = (
-            # rows arrive already gathered from all ranks (exchange_step), so no group here
             SignSGD(puzzle_emb.weights, train_cfg.puzzle_emb_lr, train_cfg.puzzle_emb_weight_decay)
             if puzzle_emb is not None
             else None
