@@ -2,7 +2,7 @@
 script's own marked section of ``docs/benchmarks.md`` so that a rerun updates its numbers instead of appending.
 
 A section is everything between ``<!-- bench:KEY -->`` and ``<!-- /bench:KEY -->``; when the markers are missing
-the section is appended at the end of the file. The file is written to a temp name then renamed.
+the section is appended at the end of the file. The file is written atomically (trm.atomic).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from trm.atomic import atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_DOC = REPO_ROOT / "docs" / "benchmarks.md"
@@ -30,8 +32,10 @@ def machine_note() -> str:
     """When and on what a number was measured (the load average matters: the reference machine is shared)."""
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     cpu = platform.processor() or platform.machine()
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores ({cpu}), "
-            f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load}")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores ({cpu}), "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load}"
+    )
 
 
 def replace_section(key: str, body: str, doc: Path = BENCHMARKS_DOC) -> Path:
@@ -45,13 +49,4 @@ def replace_section(key: str, body: str, doc: Path = BENCHMARKS_DOC) -> Path:
         text = head + block + tail
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = doc.with_name(doc.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(doc)
-    return doc
-
-
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return atomic_write_text(doc, text)

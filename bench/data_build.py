@@ -1,13 +1,13 @@
-"""Dataset build benchmarks (issue 2): our seeded, vectorised Parquet builder against the official way of doing the
+"""Dataset build benchmarks: our seeded, vectorised Parquet builder against the official way of doing the
 same work, and the peak RAM of the largest build.
 
     .venv/bin/python bench/data_build.py sudoku [--num-aug 1000]       # ours vs official-style loop, one run
     .venv/bin/python bench/data_build.py arc [--name arc-agi-1] [--num-aug 1000]   # time + peak RSS
 
 `sudoku`: 1000 real puzzles (`sudoku-extreme-1k/train1k.csv`) x (1 + num_aug) = 1,001,000 train rows.
- - ours: `build_dataset("sudoku-extreme-1k", num_aug=N, test_count=0)` (the generated test split is a separate
-   cost), i.e. read + validate + augment + write zstd Parquet + sha256 + metadata, timed in this process after
-   a warm-up build (imports done), fastest of `--repeats` runs;
+ - ours: `build_dataset("sudoku-extreme-1k", {"num_aug": N, "test_count": 0})` (the rest from params.yaml; the
+   generated test split is a separate cost), i.e. read + validate + augment + write zstd Parquet + sha256 +
+   metadata, timed in this process after a warm-up build (imports done), fastest of `--repeats` runs;
  - official way: the algorithm of the official `build_sudoku_dataset.py` re-expressed here: per original puzzle,
    per augmentation, draw one digit permutation / transpose flag / band+row / stack+column permutation with the
    global numpy RNG, build the 81-cell index map with a Python comprehension, transform puzzle and solution,
@@ -20,6 +20,7 @@ Each result is printed as one JSON line.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from trm.data.build import build_dataset  # noqa: E402
 from trm.paths import datasets_root  # noqa: E402
 
 
@@ -57,8 +59,6 @@ def _official_shuffle(board: np.ndarray, solution: np.ndarray) -> tuple[np.ndarr
 
 def official_style_build(csv_file: Path, num_aug: int, out_dir: Path) -> int:
     """Build the train split the official way (per-puzzle, per-augmentation Python loop) into npy files."""
-    import csv
-
     boards, solutions = [], []
     with open(csv_file, newline="") as handle:
         reader = csv.reader(handle)
@@ -68,7 +68,7 @@ def official_style_build(csv_file: Path, num_aug: int, out_dir: Path) -> int:
             solutions.append(np.frombuffer(answer.encode(), np.uint8).reshape(9, 9) - ord("0"))
     inputs, labels, puzzle_offsets, group_offsets, identifiers = [], [], [0], [0], []
     examples = puzzles = 0
-    for board, solution in zip(boards, solutions):
+    for board, solution in zip(boards, solutions, strict=True):
         for aug in range(1 + num_aug):
             pair = (board, solution) if aug == 0 else _official_shuffle(board, solution)
             inputs.append(pair[0])
@@ -122,7 +122,7 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> dict[
 
 
 def _build_command(name: str, out_root: Path, overrides: dict[str, object]) -> list[str]:
-    command = [sys.executable, "-m", "trm.data.cli", "build", name, "--out", str(out_root)]
+    command = [sys.executable, "-m", "trm.cli", "data", "build", name, "--out", str(out_root)]
     for key, value in overrides.items():
         command += ["--set", f"{key}={value}"]
     return command
@@ -131,8 +131,6 @@ def _build_command(name: str, out_root: Path, overrides: dict[str, object]) -> l
 def bench_sudoku(num_aug: int, repeats: int) -> None:
     """Both builders in this process, after imports, on the same 1000 puzzles; ours without its (separately
     generated) test split so that both do exactly the train-split work."""
-    from trm.data.build import build_dataset
-
     csv_file = datasets_root() / "sudoku-extreme-1k" / "train1k.csv"
     with tempfile.TemporaryDirectory(prefix="trm-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -140,7 +138,9 @@ def bench_sudoku(num_aug: int, repeats: int) -> None:
         ours_runs = []
         for _ in range(repeats):
             started = time.perf_counter()
-            folder = build_dataset("sudoku-extreme-1k", {"num_aug": num_aug, "test_count": 0}, out_root=tmp_path / "ours")
+            folder = build_dataset(
+                "sudoku-extreme-1k", {"num_aug": num_aug, "test_count": 0}, out_root=tmp_path / "ours"
+            )
             ours_runs.append(time.perf_counter() - started)
         rows = json.loads((folder / "metadata.json").read_text())["splits"]["train"]["examples"]
         parquet_mb = (folder / "train.parquet").stat().st_size / 1e6
@@ -150,13 +150,23 @@ def bench_sudoku(num_aug: int, repeats: int) -> None:
         official_seconds = time.perf_counter() - started
         npy_mb = sum(f.stat().st_size for f in (tmp_path / "official").iterdir()) / 1e6
     ours = min(ours_runs)
-    print(json.dumps({
-        "bench": "sudoku-extreme-1k train split build", "num_aug": num_aug, "rows": rows, "official_rows": official_rows,
-        "ours_seconds": round(ours, 2), "ours_runs": [round(t, 2) for t in ours_runs],
-        "official_style_seconds": round(official_seconds, 2), "speedup": round(official_seconds / ours, 1),
-        "ours_parquet_mb": round(parquet_mb, 1), "official_npy_mb": round(npy_mb, 1),
-        "peak_rss_gb_this_process": round(psutil.Process().memory_info().rss / 1e9, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "sudoku-extreme-1k train split build",
+                "num_aug": num_aug,
+                "rows": rows,
+                "official_rows": official_rows,
+                "ours_seconds": round(ours, 2),
+                "ours_runs": [round(t, 2) for t in ours_runs],
+                "official_style_seconds": round(official_seconds, 2),
+                "speedup": round(official_seconds / ours, 1),
+                "ours_parquet_mb": round(parquet_mb, 1),
+                "official_npy_mb": round(npy_mb, 1),
+                "peak_rss_gb_this_process": round(psutil.Process().memory_info().rss / 1e9, 3),
+            }
+        )
+    )
 
 
 def bench_arc(name: str, num_aug: int, keep: Path | None) -> None:
@@ -166,11 +176,19 @@ def bench_arc(name: str, num_aug: int, keep: Path | None) -> None:
         folder = out_root / name
         meta = json.loads((folder / "metadata.json").read_text())
         size = sum(f.stat().st_size for f in folder.iterdir())
-        print(json.dumps({
-            "bench": f"{name} build", "num_aug": num_aug, **result,
-            "train_examples": meta["splits"]["train"]["examples"], "test_examples": meta["splits"]["test"]["examples"],
-            "puzzle_identifiers": meta["num_puzzle_identifiers"], "folder_gb": round(size / 1e9, 3),
-        }))
+        print(
+            json.dumps(
+                {
+                    "bench": f"{name} build",
+                    "num_aug": num_aug,
+                    **result,
+                    "train_examples": meta["splits"]["train"]["examples"],
+                    "test_examples": meta["splits"]["test"]["examples"],
+                    "puzzle_identifiers": meta["num_puzzle_identifiers"],
+                    "folder_gb": round(size / 1e9, 3),
+                }
+            )
+        )
 
 
 def main() -> None:

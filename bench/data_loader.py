@@ -4,9 +4,9 @@ next to what a training step consumes.
     .venv/bin/python bench/data_loader.py DATASET [--batch 768] [--steps 300] [--threads 1] [--cache DIR]
 
 DATASET is a built folder or a name under the data root (build it first, e.g. `trm data build sudoku-extreme-1k`).
-The training-side reference rates come from the official runs' wall-clock (spec §2.5/§5): Sudoku 65,104 steps of
-768 in < 36 h on one L40S (>= 386 examples/s) and ARC-AGI-1 ~519k steps of 768 in ~3 days on 4 H100 (~1,540
-examples/s for the whole job, ~385 per rank). Prints one JSON object (and a markdown row) per measurement.
+The training-side reference rates come from the official runs' wall-clock (docs/reference.md §2.5/§5): Sudoku
+65,104 steps of 768 in < 36 h on one L40S (>= 386 examples/s) and ARC-AGI-1 ~519k steps of 768 in ~3 days on 4 H100
+(~1,540 examples/s for the whole job, ~385 per rank). Prints one JSON object per measurement.
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ def open_split(dataset: str, split: str, cache: Path | None) -> tuple[PuzzleData
     rss_before, anon_before = _rss_gb(), _anon_rss_gb()
     started = time.perf_counter()
     ds = PuzzleDataset.open(dataset, split, cache_dir=cache)
-    report = {"open_seconds": round(time.perf_counter() - started, 3), "open_rss_gb": round(_rss_gb() - rss_before, 3),
-              "open_anon_rss_gb": round(_anon_rss_gb() - anon_before, 3)}
+    report = {
+        "open_seconds": round(time.perf_counter() - started, 3),
+        "open_rss_gb": round(_rss_gb() - rss_before, 3),
+        "open_anon_rss_gb": round(_anon_rss_gb() - anon_before, 3),
+    }
     if cache is not None:
         started = time.perf_counter()
         ds = PuzzleDataset.open(dataset, split, cache_dir=cache)
@@ -59,15 +62,22 @@ def sampler_rate(ds: PuzzleDataset, batch: int, steps: int, world_size: int) -> 
     for _ in range(steps):
         next(sampler)
     seconds = time.perf_counter() - started
-    return {f"w{world_size}_rank_examples_per_s": round(steps * (batch // world_size) / seconds),
-            f"w{world_size}_batches_per_s": round(steps / seconds, 1)}
+    return {
+        f"w{world_size}_rank_examples_per_s": round(steps * (batch // world_size) / seconds),
+        f"w{world_size}_batches_per_s": round(steps / seconds, 1),
+    }
 
 
 def measure(dataset: str, batch: int, steps: int, cache: Path | None) -> dict[str, object]:
     ds, train_open = open_split(dataset, "train", cache)
     result: dict[str, object] = {
-        "dataset": ds.path.name, "storage": ds.storage.split(":")[0], "train_examples": len(ds),
-        "groups": ds.num_groups, "puzzles": ds.num_puzzles, "seq_len": ds.seq_len, "global_batch": batch,
+        "dataset": ds.path.name,
+        "storage": ds.storage.split(":")[0],
+        "train_examples": len(ds),
+        "groups": ds.num_groups,
+        "puzzles": ds.num_puzzles,
+        "seq_len": ds.seq_len,
+        "global_batch": batch,
         **{f"train_{k}": v for k, v in train_open.items()},
     }
     for world_size in (1, 4):

@@ -18,17 +18,20 @@ import tempfile
 from pathlib import Path
 
 import torch
+from _bench_report import emit, machine_note, replace_section
 
-from _bench_report import emit, machine_note, markdown_table, replace_section
 from trm.config import load_config
+from trm.data.build import build_dataset, ensure_built
 from trm.data.loader import PuzzleDataset
 from trm.evaluate.inference import evaluate, warm_up
+from trm.markdown import table as markdown_table
 from trm.train.export import load_exported
-from trm.train.loop import ensure_dataset, train
+from trm.train.loop import train
 
 SECTION = "eval_modes"
 DEFAULT_TRAIN_OVERRIDES = ["model.halt_max_steps=16", "train.device=cpu"]
-QUICK_OVERRIDES = ["train.max_steps=400", "data.build.train_count=2000", "data.build.test_count=64"]
+QUICK_OVERRIDES = ["train.max_steps=400"]
+QUICK_BUILD = {"train_count": 2000, "test_count": 64}  # on top of the dataset's params.yaml section
 
 
 def trained_model(preset: str, overrides: list[str], workdir: Path, quick: bool) -> tuple[Path, str]:
@@ -37,7 +40,9 @@ def trained_model(preset: str, overrides: list[str], workdir: Path, quick: bool)
     if quick:
         extra += [f"data.root={workdir / 'data'}", *QUICK_OVERRIDES]
     config = load_config(preset, DEFAULT_TRAIN_OVERRIDES + overrides + extra)
-    result = train(config, progress=False, evaluate_at_end=False)
+    if quick:
+        build_dataset(config.data.name, QUICK_BUILD, out_root=workdir / "data")
+    result = train(config, progress=False)  # no evaluation hook: the model is measured below
     return result.export_dir, f"preset `{preset}` trained here for {result.steps} steps ({result.seconds:.0f} s)"
 
 
@@ -53,17 +58,32 @@ def measure(model: torch.nn.Module, dataset: PuzzleDataset, batch: int, repeats:
     return best
 
 
-def docs_section(results: dict[str, dict], source: str, dataset: PuzzleDataset, batch: int, max_steps: int,
-                 quick: bool, note: str) -> str:
+def docs_section(
+    results: dict[str, dict], source: str, dataset: PuzzleDataset, batch: int, max_steps: int, quick: bool, note: str
+) -> str:
     fixed_rate = results["fixed"]["puzzles_per_second"]
-    rows = [[mode, f"{r['exact_accuracy']:.1%}", f"{r['accuracy']:.1%}", f"{r['q_halt_accuracy']:.1%}",
-             f"{r['steps']:.2f}", f"{r['puzzles_per_second']:.1f}", f"{r['puzzles_per_second'] / fixed_rate:.2f}x"]
-            for mode, r in results.items()]
-    table = markdown_table(["mode", "exact", "token", "q-halt acc", "mean steps / puzzle", "puzzles/s",
-                            "vs fixed"], rows)
+    rows = [
+        [
+            mode,
+            f"{r['exact_accuracy']:.1%}",
+            f"{r['accuracy']:.1%}",
+            f"{r['q_halt_accuracy']:.1%}",
+            f"{r['steps']:.2f}",
+            f"{r['puzzles_per_second']:.1f}",
+            f"{r['puzzles_per_second'] / fixed_rate:.2f}x",
+        ]
+        for mode, r in results.items()
+    ]
+    table = markdown_table(
+        ["mode", "exact", "token", "q-halt acc", "mean steps / puzzle", "puzzles/s", "vs fixed"], rows
+    )
     halts = results["adaptive"].get("halted_at_step", [])
-    quick_note = ("\n**Quick check only (`--quick`: a barely trained model) — pending full run on a quiet machine "
-                  "with a trained model; do not quote these numbers.**\n" if quick else "")
+    quick_note = (
+        "\n**Quick check only (`--quick`: a barely trained model) — pending full run on a quiet machine "
+        "with a trained model; do not quote these numbers.**\n"
+        if quick
+        else ""
+    )
     return f"""## Evaluation: adaptive halting vs fixed {max_steps} steps — `bench/eval_modes.py`
 {quick_note}
 Measured {note}. Model: {source}. Test split `{dataset.path.name}/{dataset.split}` ({len(dataset)} puzzles),
@@ -104,14 +124,20 @@ def main() -> None:
         elif args.run is None:
             data_path = config.data.resolve_path()
         else:
-            data_path = ensure_dataset(config)
+            data_path = ensure_built(config.data.resolve_path(), config.data.name)
         dataset = PuzzleDataset.open(data_path, args.split)
         batch = args.batch or min(config.eval.batch_size, len(dataset))
         results = measure(model, dataset, batch, 1 if args.quick else args.repeats)
     max_steps = config.model.halt_max_steps
-    for mode, summary in results.items():
-        emit({"bench": SECTION, "model": str(folder) if args.run else args.preset, "batch": batch,
-              **{k: v for k, v in summary.items() if k != "per_step"}})
+    for summary in results.values():
+        emit(
+            {
+                "bench": SECTION,
+                "model": str(folder) if args.run else args.preset,
+                "batch": batch,
+                **{k: v for k, v in summary.items() if k != "per_step"},
+            }
+        )
     if not args.no_docs:
         path = replace_section(SECTION, docs_section(results, source, dataset, batch, max_steps, args.quick, note))
         print(f"updated {path}")

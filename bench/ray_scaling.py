@@ -35,7 +35,6 @@ import torch  # noqa: E402
 
 from trm.config import load_config  # noqa: E402
 
-
 WARMUP_STEPS = 10
 
 
@@ -45,8 +44,8 @@ def plain_worker(config_json: str, steps: int, rank: int, world: int, rendezvous
     import torch.distributed as dist
 
     from trm.config import TRMConfig
+    from trm.data.build import ensure_built
     from trm.data.loader import PuzzleDataset
-    from trm.train.loop import ensure_dataset
     from trm.train.trainer import Trainer
 
     torch.set_num_threads(1)
@@ -55,7 +54,11 @@ def plain_worker(config_json: str, steps: int, rank: int, world: int, rendezvous
     if world > 1:
         dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
         group = dist.group.WORLD
-    trainer = Trainer(config, PuzzleDataset.open(ensure_dataset(config), "train"), process_group=group)
+    trainer = Trainer(
+        config,
+        PuzzleDataset.open(ensure_built(config.data.resolve_path(), config.data.name), "train"),
+        process_group=group,
+    )
     for _ in range(WARMUP_STEPS):
         trainer.step()
     if group is not None:
@@ -73,13 +76,35 @@ def plain_throughput(config, steps: int, world: int, work: Path, independent: bo
     """Samples/s without Ray: `world` child processes (one thread each) in one gloo group, or, with
     `independent`, `world` unconnected single processes at once (their throughputs summed)."""
     rendezvous = str(work / f"rdv-{time.monotonic_ns()}")  # a fresh file:// rendezvous per group
-    child_config = config if not independent else config.model_copy(
-        update={"train": config.train.model_copy(update={"global_batch_size": config.train.global_batch_size // world})})
+    child_config = (
+        config
+        if not independent
+        else config.model_copy(
+            update={
+                "train": config.train.model_copy(update={"global_batch_size": config.train.global_batch_size // world})
+            }
+        )
+    )
     size = 1 if independent else world
-    procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", child_config.model_dump_json(), str(steps),
-                               str(0 if independent else rank), str(size), rendezvous],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-             for rank in range(world)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--plain-worker",
+                child_config.model_dump_json(),
+                str(steps),
+                str(0 if independent else rank),
+                str(size),
+                rendezvous,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for rank in range(world)
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate()
@@ -97,8 +122,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plain-steps", type=int, default=None, help="steps of the no-Ray runs (default: --steps)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra config overrides (e.g. eval.modes=[fixed] to shorten the evaluations)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config overrides (e.g. eval.modes=[fixed] to shorten the evaluations)",
+    )
     args = parser.parse_args()
 
     from trm.distributed.cluster import connect
@@ -108,26 +139,43 @@ def main() -> None:
     data_root = work / "data"  # built here, so the benchmark never touches the DVC-tracked data/ folder
 
     def config_for(workers: int):
-        return load_config(args.preset, [
-            f"data.root={data_root}", f"train.max_steps={args.steps}", f"train.eval_interval={args.steps // 2}",
-            f"train.global_batch_size={args.batch_per_worker * workers}", f"run.output_dir={work}",
-            "train.device=cpu", *args.overrides,
-        ])
+        return load_config(
+            args.preset,
+            [
+                f"data.root={data_root}",
+                f"train.max_steps={args.steps}",
+                f"train.eval_interval={args.steps // 2}",
+                f"train.global_batch_size={args.batch_per_worker * workers}",
+                f"run.output_dir={work}",
+                "train.device=cpu",
+                *args.overrides,
+            ],
+        )
 
-    rows: dict = {"preset": args.preset, "steps": args.steps, "batch_per_worker": args.batch_per_worker,
-                  "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    rows: dict = {
+        "preset": args.preset,
+        "steps": args.steps,
+        "batch_per_worker": args.batch_per_worker,
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg()[0],
+    }
     plain_steps = args.plain_steps or args.steps
-    from trm.train.loop import ensure_dataset
+    from trm.data.build import ensure_built
 
-    ensure_dataset(config_for(1))  # build once, before anything is timed
+    first = config_for(1)
+    ensure_built(first.data.resolve_path(), first.data.name)  # build once, before anything is timed
     rows["plain_samples_per_s"] = plain_throughput(config_for(1), plain_steps, 1, work)
     if 2 in args.workers:
         rows["plain_2proc_gloo_samples_per_s"] = plain_throughput(config_for(2), plain_steps, 2, work)
-        rows["plain_2proc_independent_samples_per_s"] = plain_throughput(config_for(2), plain_steps, 2, work,
-                                                                         independent=True)
-        print(f"no Ray: 1 process {rows['plain_samples_per_s']:,.1f}/s, 2 gloo processes "
-              f"{rows['plain_2proc_gloo_samples_per_s']:,.1f}/s, 2 independent processes "
-              f"{rows['plain_2proc_independent_samples_per_s']:,.1f}/s", flush=True)
+        rows["plain_2proc_independent_samples_per_s"] = plain_throughput(
+            config_for(2), plain_steps, 2, work, independent=True
+        )
+        print(
+            f"no Ray: 1 process {rows['plain_samples_per_s']:,.1f}/s, 2 gloo processes "
+            f"{rows['plain_2proc_gloo_samples_per_s']:,.1f}/s, 2 independent processes "
+            f"{rows['plain_2proc_independent_samples_per_s']:,.1f}/s",
+            flush=True,
+        )
 
     started = time.perf_counter()
     session = connect(num_cpus=max(args.workers))
@@ -140,10 +188,17 @@ def main() -> None:
             wall = time.perf_counter() - t0
             steady = result.metrics["samples_per_second"]
             compute = args.steps * config.train.global_batch_size / steady
-            rows[f"w{workers}"] = {"wall_s": wall, "samples_per_s": steady, "overhead_s": wall - compute,
-                                   "eval_exact_accuracy": result.metrics.get("eval_exact_accuracy")}
-            print(f"{workers} worker(s): {steady:,.0f} samples/s steady, wall {wall:.1f} s, "
-                  f"overhead {wall - compute:.1f} s", flush=True)
+            rows[f"w{workers}"] = {
+                "wall_s": wall,
+                "samples_per_s": steady,
+                "overhead_s": wall - compute,
+                "eval_exact_accuracy": result.metrics.get("eval_exact_accuracy"),
+            }
+            print(
+                f"{workers} worker(s): {steady:,.0f} samples/s steady, wall {wall:.1f} s, "
+                f"overhead {wall - compute:.1f} s",
+                flush=True,
+            )
     finally:
         session.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -153,7 +208,9 @@ def main() -> None:
     rows["ray_1worker_vs_plain"] = rows["w1"]["samples_per_s"] / rows["plain_samples_per_s"] if "w1" in rows else None
     if "plain_2proc_gloo_samples_per_s" in rows:
         rows["plain_speedup_2_over_1"] = rows["plain_2proc_gloo_samples_per_s"] / rows["plain_samples_per_s"]
-        rows["independent_speedup_2_over_1"] = rows["plain_2proc_independent_samples_per_s"] / rows["plain_samples_per_s"]
+        rows["independent_speedup_2_over_1"] = (
+            rows["plain_2proc_independent_samples_per_s"] / rows["plain_samples_per_s"]
+        )
     rows["load_after"] = os.getloadavg()[0]
     print(json.dumps(rows, indent=1))
     if args.json:

@@ -24,22 +24,25 @@ import time
 from pathlib import Path
 
 import torch
+from _bench_report import IMG_DIR, emit, machine_note, replace_section
 
-from _bench_report import IMG_DIR, emit, machine_note, markdown_table, replace_section
+from trm.atomic import atomic_path
 from trm.config import TRMConfig, load_config
+from trm.data.build import build_dataset, ensure_built
+from trm.data.dataset_folder import read_metadata
 from trm.data.loader import PuzzleDataset
 from trm.evaluate.inference import evaluate
+from trm.markdown import table as markdown_table
 from trm.model import count_trainable_parameters
 from trm.model.flops import supervision_step_flops
 from trm.train.export import export_model
-from trm.train.loop import ensure_dataset
 from trm.train.trainer import Trainer, torch_threads
 
 SECTION = "time_to_accuracy"
 NO_RECURSION = ["model.H_cycles=1", "model.L_cycles=1"]
 THRESHOLDS = (0.5, 0.9, 0.95)
-QUICK_OVERRIDES = ["data.build.train_count=100", "data.build.test_count=8", "data.build.num_aug=4",
-                   "train.global_batch_size=16"]
+QUICK_BUILD = {"train_count": 100, "test_count": 8, "num_aug": 4}  # on top of the dataset's params.yaml section
+QUICK_OVERRIDES = ["train.global_batch_size=16"]
 
 
 def eval_points(steps: int, evals: int) -> list[int]:
@@ -50,7 +53,7 @@ def eval_points(steps: int, evals: int) -> list[int]:
 
 def run_variant(config: TRMConfig, label: str, evals: int) -> tuple[list[dict], Trainer]:
     """Train `config` to its budget, evaluating at `eval_points`; returns one record per evaluation."""
-    data_path = ensure_dataset(config)
+    data_path = ensure_built(config.data.resolve_path(), config.data.name)
     train_ds = PuzzleDataset.open(data_path, "train")
     test_ds = PuzzleDataset.open(data_path, config.eval.split)
     trainer = Trainer(config, train_ds, device="cpu")
@@ -68,10 +71,20 @@ def run_variant(config: TRMConfig, label: str, evals: int) -> tuple[list[dict], 
             trainer.step()
             train_seconds += time.perf_counter() - step_start
         result = evaluate(trainer.ema_model(into=eval_model), test_ds, eval_batch, "fixed", "cpu")
-        record = {"bench": SECTION, "variant": label, "step": trainer.step_count, "train_seconds": train_seconds,
-                  "wall_seconds": time.perf_counter() - started, "exact_accuracy": result.metrics["exact_accuracy"],
-                  "token_accuracy": result.metrics["accuracy"], "test_puzzles": int(result.metrics["count"]),
-                  "params": params, "gflop_per_step": step_gflop, "H_cycles": config.model.H_cycles, "L_cycles": config.model.L_cycles}
+        record = {
+            "bench": SECTION,
+            "variant": label,
+            "step": trainer.step_count,
+            "train_seconds": train_seconds,
+            "wall_seconds": time.perf_counter() - started,
+            "exact_accuracy": result.metrics["exact_accuracy"],
+            "token_accuracy": result.metrics["accuracy"],
+            "test_puzzles": int(result.metrics["count"]),
+            "params": params,
+            "gflop_per_step": step_gflop,
+            "H_cycles": config.model.H_cycles,
+            "L_cycles": config.model.L_cycles,
+        }
         emit(record)
         records.append(record)
     return records, trainer
@@ -106,24 +119,21 @@ def plot(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
 def _puzzle_kind(config: TRMConfig) -> str:
     """How the preset's puzzles were generated, from the dataset build parameters actually used."""
-    from trm.data.build import resolve_params
-
-    blanks = getattr(resolve_params(config.data.name, dict(config.data.build)), "blanks", None)
+    blanks = read_metadata(config.data.resolve_path()).params.get("blanks")
     return "generated minimal puzzles" if blanks is None else f"generated puzzles with {blanks} blank cells"
 
 
-def docs_section(curves: dict[str, list[dict]], configs: dict[str, TRMConfig], image: Path, quick: bool,
-                 note: str) -> str:
+def docs_section(
+    curves: dict[str, list[dict]], configs: dict[str, TRMConfig], image: Path, quick: bool, note: str
+) -> str:
     summary_rows = []
     equal_steps = min(records[-1]["step"] for records in curves.values())
     for label, records in curves.items():
@@ -134,21 +144,51 @@ def docs_section(curves: dict[str, list[dict]], configs: dict[str, TRMConfig], i
         for threshold in THRESHOLDS:
             hit = first_reaching(records, threshold)
             reach.append(f"{hit['train_seconds'] / 60:.1f} min / {hit['step']}" if hit else "not reached")
-        summary_rows.append([label, f"T={cfg.model.H_cycles}, n={cfg.model.L_cycles}", f"{final['params']:,}",
-                             f"{final['gflop_per_step']:.0f}",
-                             f"{same_steps['exact_accuracy']:.1%}" if same_steps else "-",
-                             final["step"], f"{final['train_seconds'] / 60:.1f}",
-                             f"**{final['exact_accuracy']:.1%}**", f"{best['exact_accuracy']:.1%}", *reach])
-    header = ["variant", "recursion", "params", "matmul GFLOP / step", f"exact at step {equal_steps}", "steps",
-              "train min", "final exact", "best exact", *[f"time/steps to {t:.0%}" for t in THRESHOLDS]]
+        summary_rows.append(
+            [
+                label,
+                f"T={cfg.model.H_cycles}, n={cfg.model.L_cycles}",
+                f"{final['params']:,}",
+                f"{final['gflop_per_step']:.0f}",
+                f"{same_steps['exact_accuracy']:.1%}" if same_steps else "-",
+                final["step"],
+                f"{final['train_seconds'] / 60:.1f}",
+                f"**{final['exact_accuracy']:.1%}**",
+                f"{best['exact_accuracy']:.1%}",
+                *reach,
+            ]
+        )
+    header = [
+        "variant",
+        "recursion",
+        "params",
+        "matmul GFLOP / step",
+        f"exact at step {equal_steps}",
+        "steps",
+        "train min",
+        "final exact",
+        "best exact",
+        *[f"time/steps to {t:.0%}" for t in THRESHOLDS],
+    ]
     curve_rows = []
     for label, records in curves.items():
         for r in records:
-            curve_rows.append([label, r["step"], f"{r['train_seconds']:.0f}", f"{r['exact_accuracy']:.1%}",
-                               f"{r['token_accuracy']:.1%}"])
+            curve_rows.append(
+                [
+                    label,
+                    r["step"],
+                    f"{r['train_seconds']:.0f}",
+                    f"{r['exact_accuracy']:.1%}",
+                    f"{r['token_accuracy']:.1%}",
+                ]
+            )
     first = next(iter(configs.values()))
-    quick_note = ("\n**Quick check only (`--quick`: tiny build, a few dozen steps) — pending full run on a quiet "
-                  "machine; do not quote these numbers.**\n" if quick else "")
+    quick_note = (
+        "\n**Quick check only (`--quick`: tiny build, a few dozen steps) — pending full run on a quiet "
+        "machine; do not quote these numbers.**\n"
+        if quick
+        else ""
+    )
     rel_image = image.relative_to(image.parents[1])
     return f"""## Time to accuracy: 9x9 Sudoku CPU preset, recursion vs none — `bench/time_to_accuracy.py`
 {quick_note}
@@ -157,7 +197,7 @@ equivalent to any train grid under the Sudoku symmetries), batch {first.train.gl
 Baseline = the same network with `--set model.H_cycles=1 model.L_cycles=1` (same parameters, 2 net calls per
 supervision step instead of {first.model.H_cycles * (first.model.L_cycles + 1)}), trained for the step budget in the
 table (constant learning rate after warm-up). Evaluation: EMA
-weights, official fixed 16-step mode, whole test split ({curves[next(iter(curves))][-1]['test_puzzles']} puzzles);
+weights, official fixed 16-step mode, whole test split ({curves[next(iter(curves))][-1]["test_puzzles"]} puzzles);
 the clock counts training steps only. Full run: `.venv/bin/python bench/time_to_accuracy.py --evals 12
 --baseline-steps 4500 --export runs/bench/sudoku-9x9-cpu-export` (~20 min; then `bench/eval_modes.py
 runs/bench/sudoku-9x9-cpu-export`); the recursive budget is the preset's train.max_steps.
@@ -178,11 +218,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="sudoku-9x9-cpu")
     parser.add_argument("--steps", type=int, default=None, help="step budget of each variant (default: preset's)")
-    parser.add_argument("--baseline-steps", type=int, default=None,
-                        help="step budget of the no-recursion baseline (default: same as --steps)")
+    parser.add_argument(
+        "--baseline-steps",
+        type=int,
+        default=None,
+        help="step budget of the no-recursion baseline (default: same as --steps)",
+    )
     parser.add_argument("--evals", type=int, default=20, help="evaluations per variant (besides step 0)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra config overrides for both variants")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config overrides for both variants",
+    )
     parser.add_argument("--export", type=Path, default=None, help="write the recursive model's export here")
     parser.add_argument("--quick", action="store_true", help="tiny build in a temp folder, few steps, < 60 s")
     parser.add_argument("--no-docs", action="store_true", help="print JSON only, leave docs/benchmarks.md alone")
@@ -198,6 +248,8 @@ def main() -> None:
             overrides.append(f"train.max_steps={steps}")
         note = machine_note()
         configs = {"recursive": load_config(args.preset, overrides)}
+        if args.quick:
+            build_dataset(configs["recursive"].data.name, QUICK_BUILD, out_root=Path(tmp))
         baseline = overrides + NO_RECURSION
         if args.baseline_steps is not None:
             baseline.append(f"train.max_steps={args.baseline_steps}")
@@ -210,8 +262,11 @@ def main() -> None:
                 export_model(trainer.ema_model(), trainer.config, args.export)
                 print(f"exported the recursive model to {args.export}")
     if not args.no_docs:
-        image = plot(curves, IMG_DIR / "time_to_accuracy.png",
-                     f"{args.preset}: test exact accuracy, recursion vs none" + (" (quick check)" if args.quick else ""))
+        image = plot(
+            curves,
+            IMG_DIR / "time_to_accuracy.png",
+            f"{args.preset}: test exact accuracy, recursion vs none" + (" (quick check)" if args.quick else ""),
+        )
         path = replace_section(SECTION, docs_section(curves, configs, image, args.quick, note))
         print(f"updated {path} and {image}")
 

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _bench_report import emit, machine_note, replace_section
 
-from _bench_report import emit, machine_note, markdown_table, replace_section
 from trm.config import load_config
 from trm.data.loader import PuzzleDataset
 from trm.data.writer import DatasetWriter, ExampleBatch
+from trm.markdown import table as markdown_table
 from trm.model.flops import supervision_step_flops
 from trm.model.trm import resolve_puzzle_emb_len
 from trm.train.trainer import Trainer
@@ -43,7 +44,10 @@ CONFIGS = {
     "arc-agi-1": (900, 12, (30, 30), 1024),
 }
 GEMM_NAMES = {  # kernels whose time is matrix products (self time, as counted by the profiler)
-    "aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
     "aten::_scaled_dot_product_flash_attention_for_cpu",
     "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
 }
@@ -66,38 +70,62 @@ def gemm_rate(m: int, k: int, n: int, repeats: int) -> float:
 def gemm_peak(sizes: list[int], repeats: int) -> dict[str, float]:
     rates = {size: gemm_rate(size, size, size, repeats) for size in sizes}
     best_size = max(rates, key=rates.get)
-    return {"peak_flops": rates[best_size], "best_size": best_size,
-            **{f"flops_{size}": rate for size, rate in rates.items()}}
+    return {
+        "peak_flops": rates[best_size],
+        "best_size": best_size,
+        **{f"flops_{size}": rate for size, rate in rates.items()},
+    }
 
 
 # ------------------------------------------------------------------------------------------------ dataset
-def synthetic_dataset(folder: Path, seq_len: int, vocab_size: int, grid_shape: tuple[int, int], rows: int,
-                      identifiers: int, seed: int = 0) -> Path:
+def synthetic_dataset(
+    folder: Path, seq_len: int, vocab_size: int, grid_shape: tuple[int, int], rows: int, identifiers: int, seed: int = 0
+) -> Path:
     """A valid built-dataset folder of `rows` random one-example puzzles (one per group) with the given shapes."""
     rng = np.random.default_rng(seed)
     with DatasetWriter(folder, seq_len) as writer:
         writer.identifiers.extend(f"synthetic_{i}" for i in range(1, identifiers))
         index = np.arange(rows, dtype=np.int32)
         ids = rng.integers(1, identifiers, rows, dtype=np.int32) if identifiers > 1 else np.zeros(rows, np.int32)
-        writer.split("train").write(ExampleBatch(
-            inputs=rng.integers(1, vocab_size, (rows, seq_len), dtype=np.uint8),
-            labels=rng.integers(2, vocab_size, (rows, seq_len), dtype=np.uint8),
-            puzzle_identifier=ids, puzzle_index=index, group_index=index,
-            source_names=["synthetic"], source_codes=np.zeros(rows, np.int32),
-        ))
-        writer.commit({
-            "name": folder.name, "task": "synthetic", "builder_version": "bench-synthetic-1",
-            "params": {"rows": rows, "seed": seed}, "seq_len": seq_len, "vocab_size": vocab_size,
-            "vocab": ["<pad>"] + [f"t{i}" for i in range(1, vocab_size)], "grid_shape": grid_shape,
-            "sources": [],
-        })
+        writer.split("train").write(
+            ExampleBatch(
+                inputs=rng.integers(1, vocab_size, (rows, seq_len), dtype=np.uint8),
+                labels=rng.integers(2, vocab_size, (rows, seq_len), dtype=np.uint8),
+                puzzle_identifier=ids,
+                puzzle_index=index,
+                group_index=index,
+                source_names=["synthetic"],
+                source_codes=np.zeros(rows, np.int32),
+            )
+        )
+        writer.commit(
+            {
+                "name": folder.name,
+                "task": "synthetic",
+                "builder_version": "bench-synthetic-1",
+                "params": {"rows": rows, "seed": seed},
+                "seq_len": seq_len,
+                "vocab_size": vocab_size,
+                "vocab": ["<pad>"] + [f"t{i}" for i in range(1, vocab_size)],
+                "grid_shape": grid_shape,
+                "sources": [],
+            }
+        )
     return folder
 
 
 # ------------------------------------------------------------------------------------------------ training
 def make_trainer(preset: str, data: Path, batch: int, compile_model: bool) -> Trainer:
-    config = load_config(preset, [f"data.name={data}", f"train.global_batch_size={batch}", "train.max_steps=1000",
-                                  "train.device=cpu", "train.epochs=null"])
+    config = load_config(
+        preset,
+        [
+            f"data.name={data}",
+            f"train.global_batch_size={batch}",
+            "train.max_steps=1000",
+            "train.device=cpu",
+            "train.epochs=null",
+        ],
+    )
     trainer = Trainer(config, PuzzleDataset.open(data, "train"), device="cpu")
     if compile_model:  # the Trainer compiles on CUDA only; here we try inductor's CPU backend on purpose
         trainer.forward = torch.compile(trainer.model)  # type: ignore[assignment]
@@ -114,16 +142,21 @@ def gemm_share(trainer: Trainer) -> dict[str, float]:
     total = sum(e.self_cpu_time_total for e in events)
     gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_NAMES)
     others = sorted((e for e in events if e.key not in GEMM_NAMES), key=lambda e: -e.self_cpu_time_total)[:4]
-    return {"gemm_time_share": gemm / total if total else 0.0,
-            "top_other_ops": ", ".join(f"{e.key.removeprefix('aten::')} {e.self_cpu_time_total / total:.0%}"
-                                       for e in others)}
+    return {
+        "gemm_time_share": gemm / total if total else 0.0,
+        "top_other_ops": ", ".join(
+            f"{e.key.removeprefix('aten::')} {e.self_cpu_time_total / total:.0%}" for e in others
+        ),
+    }
 
 
-def measure_config(preset: str, batch: int, steps: int, root: Path, compile_model: bool, profile_step: bool,
-                   peak: float) -> dict:
+def measure_config(
+    preset: str, batch: int, steps: int, root: Path, compile_model: bool, profile_step: bool, peak: float
+) -> dict:
     seq_len, vocab, grid, identifiers = CONFIGS[preset]
-    data = synthetic_dataset(root / f"synthetic-{preset}", seq_len, vocab, grid, rows=max(256, 4 * batch),
-                             identifiers=identifiers)
+    data = synthetic_dataset(
+        root / f"synthetic-{preset}", seq_len, vocab, grid, rows=max(256, 4 * batch), identifiers=identifiers
+    )
     trainer = make_trainer(preset, data, batch, compile_model)
     flops = supervision_step_flops(trainer.config.model)
     start = time.perf_counter()
@@ -139,11 +172,17 @@ def measure_config(preset: str, batch: int, steps: int, root: Path, compile_mode
     samples_per_second = batch * steps / seconds
     achieved = samples_per_second * flops.training
     record = {
-        "bench": SECTION, "config": preset, "mode": "compiled" if compile_model else "eager", "batch": batch,
+        "bench": SECTION,
+        "config": preset,
+        "mode": "compiled" if compile_model else "eager",
+        "batch": batch,
         "tokens_per_sample": trainer.config.model.seq_len + resolve_puzzle_emb_len(trainer.config.model),
-        "gflop_per_sample_step": flops.training / 1e9, "warmup_seconds": warmup_seconds,
-        "step_seconds_mean": seconds / steps, "step_seconds_best": min(times),
-        "sample_steps_per_second": samples_per_second, "achieved_gflops": achieved / 1e9,
+        "gflop_per_sample_step": flops.training / 1e9,
+        "warmup_seconds": warmup_seconds,
+        "step_seconds_mean": seconds / steps,
+        "step_seconds_best": min(times),
+        "sample_steps_per_second": samples_per_second,
+        "achieved_gflops": achieved / 1e9,
         "fraction_of_peak": achieved / peak,
         "fraction_of_peak_best_step": batch * flops.training / min(times) / peak,
     }
@@ -154,18 +193,44 @@ def measure_config(preset: str, batch: int, steps: int, root: Path, compile_mode
 
 # ------------------------------------------------------------------------------------------------ docs
 def docs_section(peak: dict, shape_rates: dict[str, float], records: list[dict], quick: bool, note: str) -> str:
-    rows = [[r["config"], r["mode"], r["batch"], f"{r['gflop_per_sample_step']:.1f}", f"{r['step_seconds_mean']:.2f}",
-             f"{r['sample_steps_per_second']:.2f}", f"{r['achieved_gflops']:.1f}",
-             f"**{r['fraction_of_peak']:.0%}** (best step {r['fraction_of_peak_best_step']:.0%})",
-             f"{r['gemm_time_share']:.0%}" if "gemm_time_share" in r else "-"]
-            for r in records]
-    table = markdown_table(["config", "mode", "batch", "GFLOP / sample-step", "s / step",
-                            "sample-steps/s", "achieved GFLOP/s", "of GEMM peak", "GEMM share of step time"], rows)
+    rows = [
+        [
+            r["config"],
+            r["mode"],
+            r["batch"],
+            f"{r['gflop_per_sample_step']:.1f}",
+            f"{r['step_seconds_mean']:.2f}",
+            f"{r['sample_steps_per_second']:.2f}",
+            f"{r['achieved_gflops']:.1f}",
+            f"**{r['fraction_of_peak']:.0%}** (best step {r['fraction_of_peak_best_step']:.0%})",
+            f"{r['gemm_time_share']:.0%}" if "gemm_time_share" in r else "-",
+        ]
+        for r in records
+    ]
+    table = markdown_table(
+        [
+            "config",
+            "mode",
+            "batch",
+            "GFLOP / sample-step",
+            "s / step",
+            "sample-steps/s",
+            "achieved GFLOP/s",
+            "of GEMM peak",
+            "GEMM share of step time",
+        ],
+        rows,
+    )
     shapes = "; ".join(f"{k}: {v / 1e9:.1f} GFLOP/s" for k, v in shape_rates.items())
-    others = "\n".join(f"- {r['config']}: largest non-GEMM self times: {r['top_other_ops']}"
-                       for r in records if "top_other_ops" in r)
-    quick_note = ("\n**Quick check only (`--quick`: tiny batch, 1-2 steps, small GEMM sizes) — pending full run "
-                  "on a quiet machine; do not quote these numbers.**\n" if quick else "")
+    others = "\n".join(
+        f"- {r['config']}: largest non-GEMM self times: {r['top_other_ops']}" for r in records if "top_other_ops" in r
+    )
+    quick_note = (
+        "\n**Quick check only (`--quick`: tiny batch, 1-2 steps, small GEMM sizes) — pending full run "
+        "on a quiet machine; do not quote these numbers.**\n"
+        if quick
+        else ""
+    )
     return f"""## Training throughput vs fp32 GEMM peak — `bench/train_throughput.py`
 {quick_note}
 Measured {note}. One process, all torch threads, fp32 eager unless the mode says compiled; synthetic data with
@@ -175,8 +240,8 @@ fraction is of useful matmul work and everything else (element-wise, norms, opti
 Target: >= {TARGET_FRACTION:.0%} of the GEMM peak.
 
 GEMM peak (square fp32 matmul, best of repeats, measured before and after the training runs; the higher one is
-used): **{peak['peak_flops'] / 1e9:.1f} GFLOP/s** at n={peak['best_size']} (before {peak['before'] / 1e9:.1f},
-after {peak['after'] / 1e9:.1f}).
+used): **{peak["peak_flops"] / 1e9:.1f} GFLOP/s** at n={peak["best_size"]} (before {peak["before"] / 1e9:.1f},
+after {peak["after"] / 1e9:.1f}).
 At the training's own shapes: {shapes}.
 
 {table}
@@ -228,8 +293,9 @@ def main() -> None:
             modes = [False, True] if args.compile else [False]
             for compiled in modes:
                 profile_step = not args.no_profile and not (args.quick and preset == "arc-agi-1")  # quick: < 60 s
-                record = measure_config(preset, batches[preset], steps, Path(tmp), compiled, profile_step,
-                                        peak["peak_flops"])
+                record = measure_config(
+                    preset, batches[preset], steps, Path(tmp), compiled, profile_step, peak["peak_flops"]
+                )
                 emit(record)
                 records.append(record)
     # the machine is shared: measure the peak again after training and keep the higher one (a conservative
@@ -241,8 +307,11 @@ def main() -> None:
             scale = peak["peak_flops"] / peak_after["peak_flops"]
             record["fraction_of_peak"] *= scale
             record["fraction_of_peak_best_step"] *= scale
-    peak = {**max(peak, peak_after, key=lambda p: p["peak_flops"]),
-            "before": peak["peak_flops"], "after": peak_after["peak_flops"]}
+    peak = {
+        **max(peak, peak_after, key=lambda p: p["peak_flops"]),
+        "before": peak["peak_flops"],
+        "after": peak_after["peak_flops"],
+    }
     if not args.no_docs:
         path = replace_section(SECTION, docs_section(peak, shape_rates, records, args.quick, note))
         print(f"updated {path}")

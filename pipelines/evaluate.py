@@ -10,9 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
+
+from trm.evaluate.arc import ArcEvaluator
+from trm.evaluate.report import build_report, evaluate_modes, is_arc, open_for_evaluation, write_report
 
 TIMING_KEYS = {"seconds", "puzzles_per_second"}
 HEADLINE_KEYS = ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps", "count")
@@ -41,29 +45,32 @@ def headline_metrics(report: dict[str, Any]) -> tuple[dict[str, float], dict[str
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_export(export_dir: Path, data_dir: Path, out_dir: Path, modes: list[str] | None = None,
-                    batch_size: int | None = None, split: str = "test", threads: int | None = 1) -> EvalOutcome:
+def evaluate_export(
+    export_dir: Path,
+    data_dir: Path,
+    out_dir: Path,
+    modes: list[str] | None = None,
+    batch_size: int | None = None,
+    split: str = "test",
+    threads: int | None = 1,
+) -> EvalOutcome:
     """Load the export, evaluate it on ``data_dir``'s ``split`` in each mode, write eval.json into ``out_dir``."""
-    import torch
-
-    from trm.data.loader import PuzzleDataset
-    from trm.evaluate.arc import ArcEvaluator
-    from trm.evaluate.report import build_report, evaluate_modes, is_arc, write_report
-    from trm.train.export import load_exported
-
     if threads:
         torch.set_num_threads(threads)  # fixed thread count: same reductions, same numbers, run after run
-    model, config = load_exported(export_dir, device="cpu")
-    dataset = PuzzleDataset.open(data_dir, split)
-    if (dataset.seq_len, dataset.metadata.vocab_size) != (config.model.seq_len, config.model.vocab_size):
-        raise ValueError(f"{data_dir}: seq_len/vocab {dataset.seq_len}/{dataset.metadata.vocab_size} does not fit "
-                         f"the model in {export_dir} ({config.model.seq_len}/{config.model.vocab_size})")
+    model, config, dataset = open_for_evaluation(export_dir, data_dir, split)
     chosen = list(modes or config.eval.modes)
     size = batch_size or config.eval.batch_size
     arc = ArcEvaluator.for_dataset(dataset.path) if is_arc(dataset) else None
     results, arc_result = evaluate_modes(model, dataset, size, chosen, "cpu", arc=arc)
-    report = build_report(results, arc_result, checkpoint=str(export_dir), dataset=str(dataset.path), split=split,
-                          batch_size=size, device="cpu")
+    report = build_report(
+        results,
+        arc_result,
+        checkpoint=str(export_dir),
+        dataset=str(dataset.path),
+        split=split,
+        batch_size=size,
+        device="cpu",
+    )
     path = write_report(report, Path(out_dir), arc_result)
     metrics, timings = headline_metrics(report)
     get_run_logger().info("evaluation of %s on %s/%s: %s", export_dir, dataset.path.name, split, metrics)
@@ -71,8 +78,14 @@ def evaluate_export(export_dir: Path, data_dir: Path, out_dir: Path, modes: list
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(export_dir: str, data_dir: str, out_dir: str | None = None, modes: list[str] | None = None,
-             batch_size: int | None = None, split: str = "test") -> EvalOutcome:
+def evaluate(
+    export_dir: str,
+    data_dir: str,
+    out_dir: str | None = None,
+    modes: list[str] | None = None,
+    batch_size: int | None = None,
+    split: str = "test",
+) -> EvalOutcome:
     """Evaluate an exported model on a built dataset; eval.json goes to ``out_dir`` (default beside the export)."""
     out = Path(out_dir) if out_dir else Path(export_dir).parent / "eval"
     return evaluate_export(Path(export_dir), Path(data_dir), out, modes, batch_size, split)

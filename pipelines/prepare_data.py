@@ -8,11 +8,9 @@ current directory, which a flow must not change.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 from prefect import flow, get_run_logger, task
@@ -78,20 +76,9 @@ def default_remote(repo: Path) -> str | None:
     return name if name and " " not in name else None
 
 
-def check_build_params(prepared: PreparedData, wanted: dict[str, Any]) -> None:
-    """Fail before training when the DVC-built data differs from what the preset's ``data.build`` asks for: DVC
-    builds with params.yaml, so the fix is there (the trainer would refuse the data later, after Ray started)."""
-    built = json.loads((Path(prepared.data_dir) / "metadata.json").read_text()).get("params", {})
-    wrong = {key: (built.get(key), value) for key, value in wanted.items() if built.get(key) != value}
-    if wrong:
-        details = ", ".join(f"{k}: built {b!r}, preset wants {w!r}" for k, (b, w) in wrong.items())
-        raise DvcError(f"{prepared.data_dir} (DVC stage {prepared.stage!r}) does not match the preset's data.build "
-                       f"({details}); set them in the {prepared.stage!r} section of "
-                       f"{Path(prepared.repo_dir) / 'params.yaml'} so DVC builds what the preset trains on")
-
-
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5),
-      retry_jitter_factor=0.5)
+@task(
+    cache_policy=NO_CACHE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5), retry_jitter_factor=0.5
+)
 def dvc_pull(repo: Path, stage: str, remote: str) -> None:
     """Fetch the stage's cached outputs if the remote has them (network: retried with backoff)."""
     dvc(repo, "pull", stage, "--remote", remote, "--allow-missing")
@@ -106,8 +93,9 @@ def dvc_repro(repo: Path, stage: str) -> list[str]:
     return ran
 
 
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5),
-      retry_jitter_factor=0.5)
+@task(
+    cache_policy=NO_CACHE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5), retry_jitter_factor=0.5
+)
 def dvc_push(repo: Path, stage: str, remote: str) -> None:
     """Upload the stage's outputs to the remote (network: retried with backoff)."""
     dvc(repo, "push", stage, "--remote", remote)
@@ -134,6 +122,15 @@ def prepare_data(dataset: str, remote: str | None = None, repo_dir: str | None =
     data_dir = repo / out.path
     if not (data_dir / "metadata.json").is_file():
         raise DvcError(f"{data_dir}: dvc repro {dataset} finished but the folder holds no metadata.json")
-    return PreparedData(dataset=dataset, stage=dataset, repo_dir=str(repo), data_dir=str(data_dir),
-                        dvc_lock=str(repo / "dvc.lock"), md5=out.md5, stages_ran=ran, remote=remote,
-                        pulled=bool(remote), pushed=bool(remote))
+    return PreparedData(
+        dataset=dataset,
+        stage=dataset,
+        repo_dir=str(repo),
+        data_dir=str(data_dir),
+        dvc_lock=str(repo / "dvc.lock"),
+        md5=out.md5,
+        stages_ran=ran,
+        remote=remote,
+        pulled=bool(remote),
+        pushed=bool(remote),
+    )

@@ -1,8 +1,9 @@
-"""Where a flow run works (the project checkout holding dvc.yaml) and the environment defaults for local runs.
+"""Where a flow run works (the project checkout holding dvc.yaml), how child tools are run, and the settings a
+run on a laptop needs.
 
-Why a configurable project directory: a deployment runs in whatever checkout its pull step points to, and tests
-run flows in a throw-away copy so that `dvc repro` never touches the real checkout. Everything a flow writes
-(data/, runs/, artifacts/) goes below this directory unless a parameter says otherwise.
+A deployment runs in whatever checkout its pull step points to, and tests run flows in a throw-away copy so that
+`dvc repro` never touches the real checkout: everything a flow writes (data/, runs/, artifacts/) goes below this
+directory unless a parameter says otherwise.
 """
 
 from __future__ import annotations
@@ -10,23 +11,32 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-# Defaults for a laptop run; an explicit environment always wins.
-LOCAL_ENV_DEFAULTS = {
-    # Prefect without a server starts a temporary one first (~15 s on 2 busy cores, default limit 20 s)
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "RAY_AUTH_MODE": "disabled",
-    "DVC_NO_ANALYTICS": "1",
+from prefect.settings import (
+    PREFECT_SERVER_ANALYTICS_ENABLED,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    temporary_settings,
+)
+
+# Prefect without a server starts a temporary one first: ~15 s on 2 busy cores, close to its default 20 s limit.
+LOCAL_PREFECT_SETTINGS: dict[Any, Any] = {
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180,
+    PREFECT_SERVER_ANALYTICS_ENABLED: False,
 }
 
 
-def apply_local_defaults() -> None:
-    """Set the laptop defaults above in os.environ where the user has not set them."""
-    for key, value in LOCAL_ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+@contextmanager
+def local_prefect_settings() -> Iterator[None]:
+    """Prefect settings for a run started from the command line, except those the user set in the environment
+    (nothing is written to os.environ)."""
+    chosen = {setting: value for setting, value in LOCAL_PREFECT_SETTINGS.items() if setting.name not in os.environ}
+    with temporary_settings(updates=chosen):
+        yield
 
 
 def project_dir(repo_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -46,10 +56,10 @@ def project_dir(repo_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for child tools: this interpreter's bin first on PATH, because DVC stage commands say `python`."""
+    """Environment for child tools: this interpreter's bin first on PATH (DVC stage commands say `python`), and
+    DVC's analytics off unless the user decided otherwise."""
     env = dict(os.environ)
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.setdefault("DVC_NO_ANALYTICS", "1")
     env.update(extra or {})
     return env
@@ -65,8 +75,9 @@ class CommandResult:
         return "\n".join(self.output.strip().splitlines()[-lines:])
 
 
-def run_tool(args: list[str], cwd: Path, timeout: float | None = None, env: dict[str, str] | None = None
-             ) -> CommandResult:
+def run_tool(
+    args: list[str], cwd: Path, timeout: float | None = None, env: dict[str, str] | None = None
+) -> CommandResult:
     """Run a command (never through a shell) and capture its output; the caller decides what a failure means."""
     done = subprocess.run(args, cwd=cwd, env=env or tool_env(), capture_output=True, text=True, timeout=timeout)
     return CommandResult(list(args), done.returncode, (done.stdout or "") + (done.stderr or ""))

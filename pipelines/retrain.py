@@ -4,10 +4,9 @@ Run it from a deployment (`prefect deployment run 'retrain/smoke'`, see prefect.
 
     python -m pipelines.retrain --preset smoke                 # local Ray, Prefect without a server, ./artifacts
 
-Reproducibility: the data is named by its DVC hash (an unchanged stage is not rebuilt), training on CPU is
-deterministic for a fixed preset, seed and worker count, and the published manifest records every input, so two
-runs with the same code and parameters publish the same data hash and the same metrics, and
-``trm.store.diff_manifests`` says what differs otherwise. Each run writes ``runs/<name>-<run id>/retrain.json``.
+The data is named by its DVC hash (an unchanged stage is not rebuilt), training on CPU is deterministic for a fixed
+preset, seed and worker count, and the published manifest records every input, so two runs with the same code and
+parameters publish the same data hash and metrics. Each run writes ``runs/<name>-<run id>/retrain.json``.
 """
 
 from __future__ import annotations
@@ -15,33 +14,194 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as current_flow_run
+from pydantic import BaseModel, Field
 
 from pipelines.artifacts import record_run_artifacts
-from pipelines.evaluate import evaluate
-from pipelines.prepare_data import check_build_params, prepare_data
-from pipelines.project import project_dir
-from pipelines.publish import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_S, publish
-from pipelines.train import train
+from pipelines.evaluate import EvalOutcome, evaluate
+from pipelines.prepare_data import PreparedData, prepare_data
+from pipelines.project import local_prefect_settings, project_dir
+from pipelines.publish import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_S, PublishedModel, publish
+from pipelines.train import TrainOutcome, train
+from pipelines.tune import tune as tune_flow
+from trm.atomic import atomic_write_json
 from trm.config import load_config
-from trm.store.location import redact
+from trm.store import PublishRequest, redact
+
+
+class TuneRequest(BaseModel):
+    """Run a Ray Tune search instead of one training run, and publish its best trial."""
+
+    space: str | None = Field(None, description="search space under trm/presets/spaces (default: the preset's)")
+    trials: int | None = Field(None, gt=0, description="samples per grid point (default: the space's)")
+
+
+class Infrastructure(BaseModel):
+    """Where the work runs; the defaults are the embedded ones (local Ray, this checkout, no DVC remote)."""
+
+    ray_address: str | None = Field(None, description="Ray cluster address; None starts a local Ray")
+    ray_storage: str | None = Field(None, description="Ray checkpoints: a folder or s3://; default in the run folder")
+    dvc_remote: str | None = Field(None, description="DVC remote; None = the project's default remote, if any")
+    repo_dir: str | None = Field(None, description="project checkout (default: this one)")
+
+
+class PublishOptions(BaseModel):
+    aliases: list[str] = Field(default_factory=list, description="aliases to move besides latest")
+    retries: int = Field(DEFAULT_RETRIES, ge=0, description="publish retries while the store is unreachable")
+    retry_delay_s: float = Field(DEFAULT_RETRY_DELAY_S, ge=0)
+
+
+class RetrainSummary(BaseModel):
+    """What a retrain did (also written to ``runs/<name>-<run id>/retrain.json``)."""
+
+    model: PublishedModel
+    data: PreparedData
+    train: TrainOutcome
+    metrics: dict[str, float]
+    throughput: dict[str, float]
+    eval_report: str
+    run_dir: str
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _write_json(path: Path, body: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+class RetrainPlan(BaseModel):
+    """The retrain's inputs, resolved and checked before any work starts."""
+
+    preset: str
+    overrides: list[str]
+    workers: int
+    tune: TuneRequest | None
+    dataset: str
+    model_name: str
+    store_url: str
+    repo_dir: Path
+    run_dir: Path
+    where: Infrastructure
+    publishing: PublishOptions
+    timestamps: dict[str, str] = Field(default_factory=dict)
+
+
+def plan_retrain(
+    preset: str,
+    dataset: str | None,
+    overrides: list[str] | None,
+    workers: int,
+    tune: TuneRequest | None,
+    store_url: str | None,
+    model_name: str | None,
+    where: Infrastructure,
+    publishing: PublishOptions,
+) -> RetrainPlan:
+    """Resolve defaults and load the config once, so that a bad preset or override fails before any work."""
+    repo = project_dir(where.repo_dir)
+    user_overrides = [*(overrides or []), *([f"data.name={dataset}"] if dataset else [])]
+    base = load_config(preset, user_overrides)
+    name = model_name or base.run.name
+    run_id = str(current_flow_run.get_id() or uuid.uuid4())[:8]
+    return RetrainPlan(
+        preset=preset,
+        overrides=user_overrides,
+        workers=workers,
+        tune=tune,
+        dataset=base.data.name,
+        model_name=name,
+        store_url=store_url or os.environ.get("TRM_STORE") or str(repo / "artifacts"),
+        repo_dir=repo,
+        run_dir=repo / "runs" / f"{name}-{run_id}",
+        where=where,
+        publishing=publishing,
+        timestamps={"started": _now()},
+    )
+
+
+def _training(plan: RetrainPlan, prepared: PreparedData) -> tuple[TrainOutcome, str | None, str | None]:
+    """(outcome, Tune run name, best trial) of a Ray Train run or, with ``plan.tune``, a Tune search."""
+    data_root, where = str(Path(prepared.data_dir).parent), plan.where
+    if plan.tune is None:
+        trained = train(
+            plan.preset,
+            data_root,
+            str(plan.run_dir),
+            overrides=plan.overrides,
+            ray_address=where.ray_address,
+            workers=plan.workers,
+            ray_storage=where.ray_storage,
+        )
+        return trained, None, None
+    tuned = tune_flow(
+        plan.preset,
+        data_root,
+        str(plan.run_dir),
+        overrides=plan.overrides,
+        space=plan.tune.space,
+        trials=plan.tune.trials,
+        ray_address=where.ray_address,
+        ray_storage=where.ray_storage,
+    )
+    return tuned.best, tuned.run_name, tuned.best_trial
+
+
+def _publish_request(
+    plan: RetrainPlan,
+    prepared: PreparedData,
+    trained: TrainOutcome,
+    tune_run: str | None,
+    tune_trial: str | None,
+    evaluated: EvalOutcome,
+) -> PublishRequest:
+    """What the store records: the export, its test metrics and every input that made it."""
+    return PublishRequest(
+        name=plan.model_name,
+        model_dir=Path(trained.export_dir),
+        metrics=evaluated.metrics,
+        metrics_log=Path(trained.metrics_log) if trained.metrics_log else None,
+        dataset_dir=Path(prepared.data_dir),
+        dvc_stage=prepared.stage,
+        repo_dir=plan.repo_dir,
+        ray_run_name=trained.run_name,
+        tune_run_name=tune_run,
+        tune_trial_name=tune_trial,
+        aliases=plan.publishing.aliases,
+        timestamps=plan.timestamps,
+        extra={
+            "preset": plan.preset,
+            "overrides": plan.overrides,
+            "workers": plan.workers,
+            "tune": plan.tune is not None,
+            "prefect_flow_run": str(current_flow_run.get_id() or ""),
+        },
+    )
+
+
+def _facts(
+    plan: RetrainPlan,
+    prepared: PreparedData,
+    trained: TrainOutcome,
+    tune_run: str | None,
+    published: PublishedModel,
+    evaluated: EvalOutcome,
+) -> dict[str, Any]:
+    """The run's facts shown beside its metrics in the Prefect artifact."""
+    return {
+        "dataset": prepared.stage,
+        "data md5 (dvc.lock)": prepared.md5,
+        "dvc stages run": ", ".join(prepared.stages_ran) or "none (up to date)",
+        "ray run": trained.run_name,
+        "ray storage": redact(trained.storage),
+        "workers": plan.workers,
+        "tune run": tune_run or "-",
+        "model": published.uri,
+        **{f"throughput {k}": f"{v:.1f}" for k, v in evaluated.throughput.items() if "per_second" in k},
+    }
 
 
 @flow(name="retrain", log_prints=True)
@@ -49,111 +209,91 @@ def retrain(
     preset: str = "smoke",
     dataset: str | None = None,
     overrides: list[str] | None = None,
-    tune: bool = False,
-    tune_space: str | None = None,
-    tune_trials: int | None = None,
-    ray_address: str | None = None,
     workers: int = 2,
+    tune: TuneRequest | None = None,
     store_url: str | None = None,
     model_name: str | None = None,
-    dvc_remote: str | None = None,
-    repo_dir: str | None = None,
-    ray_storage: str | None = None,
-    aliases: list[str] | None = None,
     eval_modes: list[str] | None = None,
-    publish_retries: int = DEFAULT_RETRIES,
-    publish_retry_delay_s: float = DEFAULT_RETRY_DELAY_S,
-) -> dict[str, Any]:
-    """Retrain ``preset`` (+ ``overrides``, dotted ``key=value``) on ``dataset`` (default: the preset's) and publish
-    it as ``model_name`` (default: the preset's run name) to ``store_url`` (default $TRM_STORE, else
-    <checkout>/artifacts). ``tune`` runs a Ray Tune search (``tune_space``: a YAML under trm/presets/spaces,
-    default the one named like the preset; ``tune_trials``: samples per grid point) and publishes its best trial.
-    ``ray_address`` None starts a local Ray; ``dvc_remote`` None uses the project's default remote if any.
-    Returns the run summary (also written to ``runs/<name>-<run id>/retrain.json``)."""
-    logger = get_run_logger()
-    repo = project_dir(repo_dir)
-    user_overrides = list(overrides or [])
-    if dataset:
-        user_overrides.append(f"data.name={dataset}")
-    base = load_config(preset, user_overrides)  # fail fast on a bad preset/override, before any work
-    stage = base.data.name
-    name = model_name or base.run.name
-    store_url = store_url or os.environ.get("TRM_STORE") or str(repo / "artifacts")
-    run_id = str(current_flow_run.get_id() or uuid.uuid4())[:8]
-    run_dir = repo / "runs" / f"{name}-{run_id}"
-    started = _now()
-
-    prepared = prepare_data(stage, remote=dvc_remote, repo_dir=str(repo))
-    check_build_params(prepared, dict(base.data.build))
-    logger.info("data %s: md5 %s, %s", stage, prepared.md5,
-                f"rebuilt ({prepared.stages_ran})" if prepared.stages_ran else "unchanged (dvc repro ran nothing)")
-    data_ready = _now()
-
-    tune_run_name = tune_trial_name = None
-    if tune:
-        from pipelines.tune import tune as tune_flow
-
-        tuned = tune_flow(preset, str(Path(prepared.data_dir).parent), str(run_dir), overrides=user_overrides,
-                          space=tune_space, trials=tune_trials, ray_address=ray_address, ray_storage=ray_storage)
-        trained, tune_run_name, tune_trial_name = tuned.best, tuned.run_name, tuned.best_trial
-    else:
-        trained = train(preset, str(Path(prepared.data_dir).parent), str(run_dir), overrides=user_overrides,
-                        ray_address=ray_address, workers=workers, ray_storage=ray_storage)
-    trained_at = _now()
-
-    evaluated = evaluate(trained.export_dir, prepared.data_dir, out_dir=str(run_dir / "eval"), modes=eval_modes)
-
-    published = publish(
-        trained.export_dir, name, store_url=store_url, metrics=evaluated.metrics, metrics_log=trained.metrics_log,
-        dataset_dir=prepared.data_dir, dvc_stage=stage, repo_dir=str(repo), ray_run_name=trained.run_name,
-        tune_run_name=tune_run_name, tune_trial_name=tune_trial_name, aliases=aliases,
-        timestamps={"started": started, "data_ready": data_ready, "training_finished": trained_at},
-        extra={"preset": preset, "overrides": user_overrides, "workers": workers, "tune": tune,
-               "prefect_flow_run": str(current_flow_run.get_id() or "")},
-        retries=publish_retries, retry_delay_s=publish_retry_delay_s,
+    infrastructure: Infrastructure | None = None,
+    publishing: PublishOptions | None = None,
+) -> RetrainSummary:
+    """Retrain ``preset`` (+ dotted ``overrides``) on ``dataset`` (default: the preset's) with ``workers`` Ray
+    workers, or run the ``tune`` search; evaluate on the test split and publish as ``model_name`` (default: the
+    preset's run name) to ``store_url`` (default $TRM_STORE, else <checkout>/artifacts)."""
+    plan = plan_retrain(
+        preset,
+        dataset,
+        overrides,
+        workers,
+        tune,
+        store_url,
+        model_name,
+        infrastructure or Infrastructure(),
+        publishing or PublishOptions(),
     )
-
-    facts = {
-        "dataset": stage, "data md5 (dvc.lock)": prepared.md5,
-        "dvc stages run": ", ".join(prepared.stages_ran) or "none (up to date)",
-        "ray run": trained.run_name, "ray storage": redact(trained.storage), "workers": workers,
-        "tune run": tune_run_name or "-", "model": published.uri,
-        **{f"throughput {k}": f"{v:.1f}" for k, v in evaluated.throughput.items() if "per_second" in k},
-    }
-    record_run_artifacts(published, evaluated.metrics, facts, store_url)
-    summary = {
-        "model": published.model_dump(), "data": prepared.model_dump(),
-        "train": trained.model_dump(exclude={"config"}), "metrics": evaluated.metrics,
-        "throughput": evaluated.throughput, "eval_report": evaluated.report_path, "run_dir": str(run_dir),
-    }
-    _write_json(run_dir / "retrain.json", summary)
+    prepared = prepare_data(plan.dataset, remote=plan.where.dvc_remote, repo_dir=str(plan.repo_dir))
+    get_run_logger().info(
+        "data %s: md5 %s, %s",
+        prepared.stage,
+        prepared.md5,
+        f"rebuilt ({prepared.stages_ran})" if prepared.stages_ran else "unchanged",
+    )
+    plan.timestamps["data_ready"] = _now()
+    trained, tune_run, tune_trial = _training(plan, prepared)
+    plan.timestamps["training_finished"] = _now()
+    evaluated = evaluate(trained.export_dir, prepared.data_dir, out_dir=str(plan.run_dir / "eval"), modes=eval_modes)
+    request = _publish_request(plan, prepared, trained, tune_run, tune_trial, evaluated)
+    options = plan.publishing
+    published = publish(request, store_url=plan.store_url, retries=options.retries, retry_delay_s=options.retry_delay_s)
+    facts = _facts(plan, prepared, trained, tune_run, published, evaluated)
+    record_run_artifacts(published, evaluated.metrics, facts, plan.store_url)
+    summary = RetrainSummary(
+        model=published,
+        data=prepared,
+        train=trained,
+        metrics=evaluated.metrics,
+        throughput=evaluated.throughput,
+        eval_report=evaluated.report_path,
+        run_dir=str(plan.run_dir),
+    )
+    atomic_write_json(plan.run_dir / "retrain.json", summary.model_dump(mode="json", exclude={"train": {"config"}}))
     print(f"published {published.uri}\n  model card: {published.card_url}\n  training curve: {published.curve_url}")
     return summary
 
 
+def command(
+    preset: Annotated[str, typer.Option(help="training preset (trm/presets/<name>.yaml)")] = "smoke",
+    dataset: Annotated[str | None, typer.Option(help="DVC stage / dataset (default: the preset's)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="config override key=value (repeatable)")] = None,
+    tune: Annotated[bool, typer.Option("--tune/--no-tune", help="run a Ray Tune search first")] = False,
+    tune_space: Annotated[str | None, typer.Option(help="search space YAML (trm/presets/spaces)")] = None,
+    workers: Annotated[int, typer.Option(help="Ray Train workers")] = 2,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: local Ray)")] = None,
+    store: Annotated[str | None, typer.Option(help="store URL (default $TRM_STORE, else ./artifacts)")] = None,
+    name: Annotated[str | None, typer.Option(help="model name (default: the preset's run name)")] = None,
+    repo_dir: Annotated[str | None, typer.Option(help="project checkout (default: this one)")] = None,
+) -> None:
+    """Run the retrain flow in this process and print where the model and its card are."""
+    with local_prefect_settings():
+        summary = retrain(
+            preset=preset,
+            dataset=dataset,
+            overrides=set_ or [],
+            workers=workers,
+            tune=TuneRequest(space=tune_space) if tune else None,
+            store_url=store,
+            model_name=name,
+            infrastructure=Infrastructure(ray_address=ray_address, repo_dir=repo_dir),
+        )
+    model = summary.model
+    print(
+        f"\nPublished model: {model.uri}\nModel card:      {model.card_url}\n"
+        f"Training curve:  {model.curve_url}\nTest metrics:    {json.dumps(summary.metrics)}"
+    )
+
+
 def main() -> None:
-    """`python -m pipelines.retrain`: run the retrain flow in this process (Prefect without a server unless
-    PREFECT_API_URL points at one) and print where the model and its card are."""
-
-    def command(
-        preset: Annotated[str, typer.Option(help="training preset (trm/presets/<name>.yaml)")] = "smoke",
-        dataset: Annotated[str | None, typer.Option(help="DVC stage / dataset (default: the preset's)")] = None,
-        set_: Annotated[list[str] | None, typer.Option("--set", help="config override key=value (repeatable)")] = None,
-        tune: Annotated[bool, typer.Option("--tune/--no-tune", help="run a Ray Tune search first")] = False,
-        tune_space: Annotated[str | None, typer.Option(help="search space YAML (trm/presets/spaces)")] = None,
-        workers: Annotated[int, typer.Option(help="Ray Train workers")] = 2,
-        ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: local Ray)")] = None,
-        store: Annotated[str | None, typer.Option(help="store URL (default $TRM_STORE, else ./artifacts)")] = None,
-        name: Annotated[str | None, typer.Option(help="model name (default: the preset's run name)")] = None,
-        repo_dir: Annotated[str | None, typer.Option(help="project checkout (default: this one)")] = None,
-    ) -> None:
-        summary = retrain(preset=preset, dataset=dataset, overrides=set_ or [], tune=tune, tune_space=tune_space,
-                          workers=workers, ray_address=ray_address, store_url=store, model_name=name,
-                          repo_dir=repo_dir)
-        model = summary["model"]
-        print(f"\nPublished model: {model['uri']}\nModel card:      {model['card_url']}\n"
-              f"Training curve:  {model['curve_url']}\nTest metrics:    {json.dumps(summary['metrics'])}")
-
+    """`python -m pipelines.retrain`: Prefect without a server unless PREFECT_API_URL points at one."""
     typer.run(command)
 
 

@@ -1,19 +1,22 @@
 """One typed configuration tree for a training run, loaded from a YAML preset plus dotted ``--set`` overrides.
 
-Why one tree: the resolved config is written into every checkpoint and export (``config.json``), so a run can be
-resumed, evaluated or published from its folder alone. Presets live in ``trm/presets/<name>.yaml``; a preset may
-name another with ``extends: <name>`` and only list what differs.
+The resolved tree is written into every checkpoint and export (``config.json``), so a run can be resumed,
+evaluated or published from its folder alone. Presets live in ``trm/presets/<name>.yaml``; a preset may name
+another with ``extends: <name>`` and list only what differs. Dataset build parameters are not part of it: they
+live in ``params.yaml`` (see ``trm.data.build``); a preset only names the dataset.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from trm.model.config import ModelConfig
+from trm.overrides import OverrideError, deep_merge, parse_assignment, set_dotted
+from trm.paths import data_root
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -22,19 +25,46 @@ class ConfigError(ValueError):
     """A preset or override that cannot be turned into a valid TRMConfig; the message names the source and key."""
 
 
+class ModelConfig(BaseModel):
+    """Shape and recursion of the TRM network (docs/reference.md §1). Defaults are the paper's ARC/Maze values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # filled from the dataset's metadata.json when left at 0
+    seq_len: int = 0
+    vocab_size: int = 0
+    num_puzzle_identifiers: int = 0
+
+    hidden_size: int = 512
+    num_heads: int = 8
+    expansion: float = 4.0
+    L_layers: int = 2  # blocks in the one shared network
+    H_cycles: int = Field(3, description="T: recursion processes per supervision step")
+    L_cycles: int = Field(4, description="n: z-updates per process")
+    puzzle_emb_ndim: int = 512  # 0 disables the puzzle embedding
+    puzzle_emb_len: int = 16  # prefix slots; 0 = ceil(puzzle_emb_ndim / hidden_size)
+    pos_encodings: Literal["rope", "learned", "none"] = "rope"
+    mlp_t: bool = False  # token-mixing MLP instead of attention (Sudoku-MLP)
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+    halt_max_steps: int = 16
+    halt_exploration_prob: float = 0.1
+    # True = TRM default: halt when q_halt > 0, no continue target. False = HRM-style q_halt > q_continue plus a
+    # bootstrapped continue target from a second no-grad inner forward (outputs["target_q_continue"]).
+    no_ACT_continue: bool = True
+    forward_dtype: Literal["float32", "bfloat16"] = "float32"  # the trainer picks bfloat16 on CUDA
+
+
 class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="built dataset name (looked up under root) or a path to a built dataset folder")
     root: str | None = Field(None, description="folder holding built datasets; default trm.paths.data_root()")
-    build: dict[str, Any] = Field(default_factory=dict, description="overrides passed to build_dataset if missing")
 
     def resolve_path(self) -> Path:
         """Folder of the built dataset: an existing path wins, else ``root/name``."""
-        from trm.paths import data_root
-
         as_path = Path(self.name).expanduser()
-        if as_path.is_absolute() or (as_path.exists() and (as_path / "metadata.json").exists()):
+        if as_path.is_absolute() or (as_path / "metadata.json").exists():
             return as_path
         root = Path(self.root).expanduser() if self.root else data_root()
         return root / self.name
@@ -44,7 +74,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     global_batch_size: int = Field(768, gt=0, description="rows per optimizer step summed over ranks")
-    epochs: float | None = Field(None, gt=0, description="spec §2.5 budget: epochs*groups*mean_examples/batch")
+    epochs: float | None = Field(None, gt=0, description="budget: epochs*groups*mean_examples/batch (reference §2.5)")
     max_steps: int | None = Field(None, gt=0, description="optimizer steps; wins over epochs when both are set")
     lr: float = Field(1e-4, ge=0)
     lr_min_ratio: float = Field(1.0, ge=0, le=1, description="1.0 = constant after warm-up (official default)")
@@ -77,7 +107,7 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     batch_size: int = Field(768, gt=0)
-    modes: list[Literal["fixed", "adaptive"]] = Field(default_factory=lambda: ["fixed"])
+    modes: list[Literal["fixed", "adaptive"]] = Field(default_factory=lambda: ["fixed"])  # type: ignore[arg-type]
     split: str = "test"
 
 
@@ -115,17 +145,7 @@ def _preset_file(preset: str | Path) -> Path:
     raise ConfigError(f"unknown preset {str(preset)!r}: not a YAML file and not one of {preset_names()}")
 
 
-def _deep_merge(base: dict, update: dict) -> dict:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def read_preset(preset: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+def read_preset(preset: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The raw dict of a preset with its ``extends`` chain merged in (child keys win)."""
     path = _preset_file(preset)
     if path in _seen:
@@ -139,58 +159,46 @@ def read_preset(preset: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
-    return _deep_merge(read_preset(parent, _seen + (path,)), raw)
+    return deep_merge(read_preset(parent, (*_seen, path)), raw)
 
 
-def _check_key(path: list[str], model: type[BaseModel]) -> None:
-    """Reject dotted keys that do not exist in the tree, naming the valid choices at the failing level."""
-    current: Any = model
-    for depth, part in enumerate(path):
-        fields = getattr(current, "model_fields", None)
-        if fields is None:
-            if depth == len(path) - 1 or current is dict:
-                return  # free-form dict (e.g. data.build.*)
-            raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[:depth])} is not a section")
+def check_key(key: str, model: type[BaseModel] = TRMConfig) -> None:
+    """Reject a dotted key that does not exist in the tree, naming the valid choices at the failing level."""
+    parts = key.split(".")
+    current: type[BaseModel] | None = model
+    for depth, part in enumerate(parts):
+        if current is None:
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:depth])} is a value, not a section")
+        fields = current.model_fields
         if part not in fields:
-            where = ".".join(path[:depth]) or "top level"
-            raise ConfigError(f"--set {'.'.join(path)}: unknown key {part!r} in {where}; valid: {sorted(fields)}")
+            where = ".".join(parts[:depth]) or "top level"
+            raise ConfigError(f"--set {key}: unknown key {part!r} in {where}; valid: {sorted(fields)}")
         annotation = fields[part].annotation
-        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else (
-            dict if getattr(annotation, "__origin__", None) is dict else None
-        )
-        if current is dict:
-            return
-        if current is None and depth < len(path) - 1:
-            raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[: depth + 1])} is a value, not a section")
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``a.b=value`` strings (value parsed as YAML, so 3, true, [a, b] work) to a raw config dict."""
-    result = _deep_merge({}, raw)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        key, text = item.split("=", 1)
-        parts = [p for p in key.strip().split(".") if p]
-        if not parts:
-            raise ConfigError(f"--set {item!r}: empty key")
-        _check_key(parts, TRMConfig)
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
-        node = result
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
+def apply_values(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the raw config dict with each dotted key of ``values`` set (keys checked against the tree)."""
+    result = deep_merge({}, raw)
+    for key, value in values.items():
+        check_key(key)
+        set_dotted(result, key, value)
     return result
 
 
-def validate_config(raw: dict, source: str) -> TRMConfig:
+def apply_overrides(raw: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` strings (values parsed as YAML, so 3, true, [a, b] work) to a raw config dict."""
+    try:
+        values = [parse_assignment(item) for item in overrides]
+    except OverrideError as err:
+        raise ConfigError(str(err)) from None
+    result = deep_merge({}, raw)
+    for key, value in values:  # in order: a later override of the same key wins
+        result = apply_values(result, {key: value})
+    return result
+
+
+def validate_config(raw: dict[str, Any], source: str) -> TRMConfig:
     try:
         return TRMConfig.model_validate(raw)
     except ValidationError as err:
@@ -202,7 +210,3 @@ def load_config(preset: str | Path, overrides: list[str] | None = None) -> TRMCo
     """Preset (name or YAML path) + dotted overrides -> validated TRMConfig. Errors name the preset and key."""
     raw = apply_overrides(read_preset(preset), list(overrides or []))
     return validate_config(raw, f"preset {str(preset)!r}")
-
-
-def config_to_json_dict(config: TRMConfig) -> dict:
-    return config.model_dump(mode="json")

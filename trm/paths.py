@@ -18,3 +18,9 @@ def data_root() -> Path:
     """Built (DVC-tracked) datasets: $TRM_DATA, else `data/` in the repository."""
     env = os.environ.get("TRM_DATA")
     return Path(env) if env else REPO_ROOT / "data"
+
+
+def params_file() -> Path:
+    """Dataset build parameters (DVC's params file): $TRM_PARAMS, else `params.yaml` in the repository."""
+    env = os.environ.get("TRM_PARAMS")
+    return Path(env) if env else REPO_ROOT / "params.yaml"

@@ -12,6 +12,7 @@ sys.path.insert(0, str(BENCH))
 import _bench_report  # noqa: E402
 import time_to_accuracy  # noqa: E402
 import train_throughput  # noqa: E402
+
 from trm.data.loader import PuzzleDataset  # noqa: E402
 from trm.model.flops import supervision_step_flops  # noqa: E402
 
@@ -28,8 +29,9 @@ def test_replace_section_appends_then_replaces_in_place(tmp_path: Path) -> None:
 
 
 def test_synthetic_dataset_trains_one_step_with_counted_flops(tmp_path: Path) -> None:
-    folder = train_throughput.synthetic_dataset(tmp_path / "syn", seq_len=16, vocab_size=6, grid_shape=(4, 4),
-                                                rows=32, identifiers=5)
+    folder = train_throughput.synthetic_dataset(
+        tmp_path / "syn", seq_len=16, vocab_size=6, grid_shape=(4, 4), rows=32, identifiers=5
+    )
     ds = PuzzleDataset.open(folder, "train")
     assert len(ds) == 32 and ds.metadata.num_puzzle_identifiers == 5
     assert int(ds.inputs.min()) >= 1 and int(ds.labels.min()) >= 2

@@ -23,9 +23,7 @@ def decode_rows(tokens: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(tokens, dtype=np.uint8)).view("<u4").reshape(-1).astype(np.int64)
 
 
-def write_shaped_dataset(
-    out: Path, splits: dict[str, Sequence[Sequence[int]]], row_group_size: int = 1 << 16
-) -> Path:
+def write_shaped_dataset(out: Path, splits: dict[str, Sequence[Sequence[int]]], row_group_size: int = 1 << 16) -> Path:
     """Write `out` with, per split, groups given as lists of puzzle sizes, e.g. [[1, 3], [2]]: group 0 has a
     1-example and a 3-example puzzle. Puzzle identifiers are global (1, 2, ...), 0 stays the blank id."""
     next_identifier = 1

@@ -44,8 +44,7 @@ def test_dihedral_inverse_table() -> None:
 
 
 def test_augmented_sudoku_1k_rows_are_valid_consistent_and_invertible(shared_datasets: Path, tmp_path: Path) -> None:
-    out = build_dataset("sudoku-extreme-1k", {"num_aug": 4, "test_count": 2, "test_min_rating": 0},
-                        out_root=tmp_path)
+    out = build_dataset("sudoku-extreme-1k", {"num_aug": 4, "test_count": 2, "test_min_rating": 0}, out_root=tmp_path)
     table = pq.read_table(out / "train.parquet")
     assert table.num_rows == 1000 * 5
     q = _tokens(table, "inputs").astype(np.int64) - 1  # back to raw digits, 0 blank
@@ -80,8 +79,9 @@ def test_augmented_small_sudokus_respect_their_box_shapes(size: int) -> None:
         q, ans = variants.questions[i], variants.answers[i]
         assert not ((q != 0) & (q != ans)).any()
         src = i // 50
-        back = invert_sudoku(ans, size, variants.dihedral[i], variants.row_perm[i], variants.col_perm[i],
-                             variants.value_map[i])
+        back = invert_sudoku(
+            ans, size, variants.dihedral[i], variants.row_perm[i], variants.col_perm[i], variants.value_map[i]
+        )
         assert np.array_equal(back, train.answers[src])
 
 
@@ -107,8 +107,13 @@ def test_maze_dihedral_labels_are_still_shortest_paths(shared_datasets: Path) ->
 def test_maze_hard_with_aug_groups_eight_variants(tmp_path: Path) -> None:
     out = build_dataset("maze-hard-1k", {"aug": True}, out_root=tmp_path)
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["splits"]["train"] | {"sha256": ""} == {"examples": 8000, "puzzles": 8000, "groups": 1000,
-                                                         "mean_puzzle_examples": 1.0, "sha256": ""}
+    assert meta["splits"]["train"] | {"sha256": ""} == {
+        "examples": 8000,
+        "puzzles": 8000,
+        "groups": 1000,
+        "mean_puzzle_examples": 1.0,
+        "sha256": "",
+    }
     assert meta["splits"]["test"]["examples"] == 1000  # the test split is never augmented
     table = pq.read_table(out / "train.parquet", columns=["inputs", "labels", "aug_dihedral"]).slice(8 * 500, 16)
     x, y = _tokens(table, "inputs"), _tokens(table, "labels")
@@ -120,8 +125,12 @@ def test_maze_hard_with_aug_groups_eight_variants(tmp_path: Path) -> None:
 
 def test_every_arc_variant_inverts_back_exactly(shared_datasets: Path, tmp_path: Path) -> None:
     out = build_dataset("arc-agi-1", {"num_aug": 2}, out_root=tmp_path)
-    tasks = {t.task_id: t for t in arc.load_recipe(("training", "evaluation", "concept"), "evaluation", "kaggle",
-                                                   shared_datasets / arc.KAGGLE_DIR, {})}
+    tasks = {
+        t.task_id: t
+        for t in arc.load_recipe(
+            ("training", "evaluation", "concept"), "evaluation", "kaggle", shared_datasets / arc.KAGGLE_DIR, {}
+        )
+    }
     identifiers = json.loads((out / "identifiers.json").read_text())
     puzzle_rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
     seen_ids: dict[str, set[int]] = {}
@@ -187,15 +196,18 @@ def test_arc_canvases_match_the_official_rendering(shared_datasets: Path, tmp_pa
     kaggle = tmp_path / "kaggle"
     kaggle.mkdir()
     for subset in ("training", "evaluation", "concept"):  # a few real tasks per subset, incl. 30x30 grids
-        challenges, solutions = (json.loads((shared_datasets / arc.KAGGLE_DIR / f"arc-agi_{subset}_{kind}.json")
-                                            .read_text()) for kind in ("challenges", "solutions"))
+        challenges, solutions = (
+            json.loads((shared_datasets / arc.KAGGLE_DIR / f"arc-agi_{subset}_{kind}.json").read_text())
+            for kind in ("challenges", "solutions")
+        )
         big = [k for k in sorted(challenges) if any(len(p["input"]) == 30 for p in challenges[k]["train"])][:2]
         chosen = sorted(set(sorted(challenges)[:4]) | set(big))
         for kind, data in (("challenges", challenges), ("solutions", solutions)):
             (kaggle / f"arc-agi_{subset}_{kind}.json").write_text(json.dumps({k: data[k] for k in chosen}))
     out = build_dataset("arc-agi-1", {"num_aug": 20, "kaggle_dir": str(kaggle)}, out_root=tmp_path / "out")
-    tasks = {t.task_id: t for t in arc.load_recipe(("training", "evaluation", "concept"), "evaluation", "kaggle",
-                                                   kaggle, {})}
+    tasks = {
+        t.task_id: t for t in arc.load_recipe(("training", "evaluation", "concept"), "evaluation", "kaggle", kaggle, {})
+    }
     assert any(max(g.shape) == 30 for t in tasks.values() for p in t.train for g in p)
     for split in ("train", "test"):
         table = pq.read_table(out / f"{split}.parquet")

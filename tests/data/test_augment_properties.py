@@ -27,16 +27,26 @@ def arc_grids(draw: st.DrawFn) -> np.ndarray:
 
 
 @SETTINGS
-@given(grid=arc_grids(), tid=st.integers(0, 7), perm=st.permutations(range(1, 10)), seed=st.integers(0, 2**32 - 1),
-       junk_seed=st.integers(0, 2**32 - 1))
-def test_rendered_arc_grid_inverts_back_even_with_junk_around(grid: np.ndarray, tid: int, perm: list[int],
-                                                               seed: int, junk_seed: int) -> None:
+@given(
+    grid=arc_grids(),
+    tid=st.integers(0, 7),
+    perm=st.permutations(range(1, 10)),
+    seed=st.integers(0, 2**32 - 1),
+    junk_seed=st.integers(0, 2**32 - 1),
+)
+def test_rendered_arc_grid_inverts_back_even_with_junk_around(
+    grid: np.ndarray, tid: int, perm: list[int], seed: int, junk_seed: int
+) -> None:
     variant = ArcVariant(tid, np.array([0, *perm], np.uint8))
-    rows = arc_canvas_rows([(grid, grid)], [ArcVariant(0, np.arange(10, dtype=np.uint8)), variant], translate=True,
-                           rng=group_rng(seed))
+    rows = arc_canvas_rows(
+        [(grid, grid)], [ArcVariant(0, np.arange(10, dtype=np.uint8)), variant], translate=True, rng=group_rng(seed)
+    )
     for k in range(2):
-        record = {"aug_dihedral": (0, tid)[k], "aug_value_map": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (0, *perm))[k],
-                  "aug_offset": rows.offsets[k].tolist()}
+        record = {
+            "aug_dihedral": (0, tid)[k],
+            "aug_value_map": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (0, *perm))[k],
+            "aug_offset": rows.offsets[k].tolist(),
+        }
         canvas = rows.labels[k].reshape(30, 30).copy()
         assert np.array_equal(invert_arc_prediction(canvas, record), grid)
         # a prediction may contain anything outside the grid + EOS border (PAD cells): the crop must not care
@@ -60,7 +70,13 @@ def test_sudoku_transform_inverts_for_any_recorded_permutation(size: int, data: 
     cols = [s * box_c + i for s in stacks for i in data.draw(st.permutations(range(box_c)))]
     value_map = np.array([0, *data.draw(st.permutations(range(1, size + 1))), *range(size + 1, 10)], np.uint8)
     dihedral_id = data.draw(st.sampled_from([0, 6] if box_r == box_c else [0]))
-    out = apply_sudoku_transform(grid[None], size, np.array([dihedral_id]), np.array([rows], np.uint8),
-                                 np.array([cols], np.uint8), value_map[None])[0]
+    out = apply_sudoku_transform(
+        grid[None],
+        size,
+        np.array([dihedral_id]),
+        np.array([rows], np.uint8),
+        np.array([cols], np.uint8),
+        value_map[None],
+    )[0]
     assert sorted(out.tolist()) == sorted(value_map[grid].tolist())  # a rearrangement of relabelled cells
     assert np.array_equal(invert_sudoku(out, size, dihedral_id, rows, cols, value_map), grid)

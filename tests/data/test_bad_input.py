@@ -17,12 +17,13 @@ from trm.data.sudoku import read_sudoku_csv
 
 # a valid 4x4 Sudoku (2x2 boxes) and a valid 4x4 maze whose label is the BFS shortest path
 SUDOKU_Q, SUDOKU_A = "1.3.3.1..1.34..1", "1234341221434321"
-MAZE_Q = "S  #" "## #" "    " "G# #"
-MAZE_A = "Soo#" "##o#" "ooo " "G# #"
+MAZE_Q = "S  ### #    G# #"
+MAZE_A = "Soo###o#ooo G# #"
 
 
-def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, ...] = ("source", "question", "answer",
-                                                                                     "rating")) -> Path:
+def write_csv(
+    path: Path, rows: list[tuple[str, str]], header: tuple[str, ...] = ("source", "question", "answer", "rating")
+) -> Path:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -68,10 +69,10 @@ def test_bad_sudoku_files(tmp_path: Path) -> None:
     rated = tmp_path / "r.csv"
     rated.write_text(f"source,question,answer,rating\n,{SUDOKU_Q},{SUDOKU_A},3\n,{SUDOKU_Q},{SUDOKU_A},\n")
     assert len(read_sudoku_csv(rated, size=4)) == 2
-    with pytest.raises(DataError, match="row 2.*no rating"):
+    with pytest.raises(DataError, match=r"row 2.*no rating"):
         read_sudoku_csv(rated, size=4, min_difficulty=1)
     rated.write_text(f"source,question,answer,rating\n,{SUDOKU_Q},{SUDOKU_A},hard\n")
-    with pytest.raises(DataError, match="row 1.*rating 'hard' is not a number"):
+    with pytest.raises(DataError, match=r"row 1.*rating 'hard' is not a number"):
         read_sudoku_csv(rated, size=4)
 
 
@@ -80,16 +81,16 @@ def test_bad_sudoku_files(tmp_path: Path) -> None:
     [
         (MAZE_Q[:-1], MAZE_A[:-1], "not a square grid"),
         (MAZE_Q, MAZE_A[:-1], "answer has 15 characters, expected 16"),
-        ("S  #" "## #" "#  x" "G# #", MAZE_A, "question has character 'x' at cell 11"),
-        ("S  #" "## #" "#   " "G#o#", MAZE_A, "question has character 'o'"),
-        ("S  #" "## #" "#   " "  # ", MAZE_A, "exactly one G, found 0"),
-        ("S  #" "## #" "#  S" "G# #", MAZE_A, "exactly one S, found 2"),
-        (MAZE_Q, "Soo#" "##o#" "ooo#" "G# #", "label differs from the input at (row 2, col 3)"),
-        (MAZE_Q, "Soo#" "##o#" "oooo" "G# #", "label is not a shortest S->G path: path has 7 'o' cells"),
-        (MAZE_Q, "Soo#" "##o#" "oo o" "G# #", "label is not a shortest S->G path"),
-        (MAZE_Q, "Soo#" "#oo#" "ooo " "G# #", "path cell 'o' at (row 1, col 1) is not open"),
+        ("S  ### ##  xG# #", MAZE_A, "question has character 'x' at cell 11"),
+        ("S  ### ##   G#o#", MAZE_A, "question has character 'o'"),
+        ("S  ### ##     # ", MAZE_A, "exactly one G, found 0"),
+        ("S  ### ##  SG# #", MAZE_A, "exactly one S, found 2"),
+        (MAZE_Q, "Soo###o#ooo#G# #", "label differs from the input at (row 2, col 3)"),
+        (MAZE_Q, "Soo###o#ooooG# #", "label is not a shortest S->G path: path has 7 'o' cells"),
+        (MAZE_Q, "Soo###o#oo oG# #", "label is not a shortest S->G path"),
+        (MAZE_Q, "Soo##oo#ooo G# #", "path cell 'o' at (row 1, col 1) is not open"),
         (MAZE_Q, MAZE_Q, "label is not a shortest S->G path: path has 0 'o' cells"),
-        ("S  #" "####" "#   " "G# #", "S  #" "####" "#   " "G# #", "not reachable"),
+        ("S  ######   G# #", "S  ######   G# #", "not reachable"),
     ],
 )
 def test_bad_maze_rows(tmp_path: Path, question: str, answer: str, message: str) -> None:
@@ -102,8 +103,10 @@ def test_bad_maze_rows(tmp_path: Path, question: str, answer: str, message: str)
 
 
 def _task(**changes: object) -> dict:
-    task = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}],
-            "test": [{"input": [[0, 5]], "output": [[5, 0]]}]}
+    task = {
+        "train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}],
+        "test": [{"input": [[0, 5]], "output": [[5, 0]]}],
+    }
     task.update(changes)
     return task
 
@@ -142,28 +145,28 @@ def test_unreadable_arc_json_and_missing_kaggle_solutions(tmp_path: Path) -> Non
     folder = tmp_path / "tasks"
     folder.mkdir()
     (folder / "broken.json").write_text('{"train": [')
-    with pytest.raises(DataError, match="broken.json: unreadable JSON"):
+    with pytest.raises(DataError, match=r"broken.json: unreadable JSON"):
         load_json_folder(folder, "training")
     challenges = {"aaa": {"train": _task()["train"], "test": [{"input": [[1]]}, {"input": [[2]]}]}}
     (tmp_path / "arc-agi_x_challenges.json").write_text(json.dumps(challenges))
     (tmp_path / "arc-agi_x_solutions.json").write_text(json.dumps({"bbb": [[[1]]]}))
-    with pytest.raises(DataError, match="solutions.json, task aaa: missing solutions"):
+    with pytest.raises(DataError, match=r"solutions.json, task aaa: missing solutions"):
         load_kaggle_subset(tmp_path, "x")
     (tmp_path / "arc-agi_x_solutions.json").write_text(json.dumps({"aaa": [[[1]]]}))
     with pytest.raises(DataError, match="task aaa: has 1 solutions for 2 test inputs"):
         load_kaggle_subset(tmp_path, "x")
     (tmp_path / "arc-agi_x_solutions.json").write_text(json.dumps({"aaa": [[[1]], [[1, 2], [3]]]}))
-    with pytest.raises(DataError, match="challenges.json, task aaa: test\\[1\\].output is ragged"):
+    with pytest.raises(DataError, match=r"challenges.json, task aaa: test\[1\].output is ragged"):
         load_kaggle_subset(tmp_path, "x")
     (tmp_path / "arc-agi_x_solutions.json").unlink()
-    with pytest.raises(DataError, match="solutions.json: file not found"):
+    with pytest.raises(DataError, match=r"solutions.json: file not found"):
         load_kaggle_subset(tmp_path, "x")
 
 
 def test_failed_builds_leave_no_output(tmp_path: Path) -> None:
-    bad_maze = write_csv(tmp_path / "maze.csv", [(MAZE_Q, MAZE_A), (MAZE_Q, "S  #" "## #" "#   " "G# #")])
+    bad_maze = write_csv(tmp_path / "maze.csv", [(MAZE_Q, MAZE_A), (MAZE_Q, "S  ### ##   G# #")])
     out_root = tmp_path / "out"
-    with pytest.raises(DataError, match="maze.csv, row 2"):
+    with pytest.raises(DataError, match=r"maze.csv, row 2"):
         build_dataset("maze-hard-1k", {"train_csv": str(bad_maze), "test_csv": str(bad_maze)}, out_root=out_root)
     kaggle = tmp_path / "kaggle"
     kaggle.mkdir()
@@ -171,6 +174,6 @@ def test_failed_builds_leave_no_output(tmp_path: Path) -> None:
         bad = _task(test=[{"input": [[1, 2], [3]]}]) if subset == "concept" else _task()
         (kaggle / f"arc-agi_{subset}_challenges.json").write_text(json.dumps({f"{subset}1": bad}))
         (kaggle / f"arc-agi_{subset}_solutions.json").write_text(json.dumps({f"{subset}1": [[[1]]]}))
-    with pytest.raises(DataError, match="task concept1: test\\[0\\].input is ragged"):
+    with pytest.raises(DataError, match=r"task concept1: test\[0\].input is ragged"):
         build_dataset("arc-agi-1", {"kaggle_dir": str(kaggle), "num_aug": 2}, out_root=out_root)
     assert not out_root.exists() or list(out_root.iterdir()) == []

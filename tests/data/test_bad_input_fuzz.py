@@ -25,7 +25,7 @@ BAD_CHARS = st.sampled_from([c for c in map(chr, range(32, 127)) if not c.isdigi
 def _rows(path: Path, count: int) -> list[tuple[str, str]]:
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        return [(r["question"], r["answer"]) for _, r in zip(range(count), reader)]
+        return [(r["question"], r["answer"]) for _, r in zip(range(count), reader, strict=False)]
 
 
 def _write(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -83,8 +83,12 @@ def test_corrupt_sudoku_rows_are_rejected(sudoku_rows: list[tuple[str, str]], da
 
 
 @FUZZ
-@given(data=st.data(), kind=st.sampled_from(["length", "question_char", "answer_char", "drop_path", "extra_path",
-                                             "no_start", "extra_goal", "open_wall"]))
+@given(
+    data=st.data(),
+    kind=st.sampled_from(
+        ["length", "question_char", "answer_char", "drop_path", "extra_path", "no_start", "extra_goal", "open_wall"]
+    ),
+)
 def test_corrupt_mazes_are_rejected(maze_rows: list[tuple[str, str]], data: st.DataObject, kind: str) -> None:
     index = data.draw(st.integers(0, len(maze_rows) - 1), label="row")
     q, a = maze_rows[index]
@@ -130,15 +134,18 @@ def test_corrupt_mazes_are_rejected(maze_rows: list[tuple[str, str]], data: st.D
 
 
 VALID_TASK = {
-    "train": [{"input": [[1, 2, 0], [3, 4, 0]], "output": [[4, 3], [2, 1], [0, 0]]},
-              {"input": [[5]], "output": [[6, 6]]}],
+    "train": [
+        {"input": [[1, 2, 0], [3, 4, 0]], "output": [[4, 3], [2, 1], [0, 0]]},
+        {"input": [[5]], "output": [[6, 6]]},
+    ],
     "test": [{"input": [[7, 8], [9, 0]], "output": [[0]]}],
 }
 
 
 @FUZZ
-@given(data=st.data(), kind=st.sampled_from(["ragged", "colour", "drop_key", "oversize", "empty", "truncate",
-                                             "not_int"]))
+@given(
+    data=st.data(), kind=st.sampled_from(["ragged", "colour", "drop_key", "oversize", "empty", "truncate", "not_int"])
+)
 def test_corrupt_arc_tasks_are_rejected(data: st.DataObject, kind: str) -> None:
     task = json.loads(json.dumps(VALID_TASK))
     pairs = [(k, i) for k in ("train", "test") for i in range(len(task[k]))]

@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from trm.data.build import DATASETS, build_dataset, dataset_names, resolve_params
+from trm.data.build import build_dataset, dataset_names, ensure_built, resolve_params
 from trm.data.errors import DataError
+from trm.data.params import ParamsError
+from trm.data.sudoku_gen import HARD_MIN_RATING
 from trm.data.writer import DatasetWriter, ExampleBatch, ExampleWriter
+from trm.paths import params_file
 
 SMALL = {
     "sudoku-extreme-1k": {"num_aug": 2, "test_count": 3, "test_min_rating": 0},
@@ -27,14 +31,100 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 
 def test_registry_has_the_dvc_stage_names() -> None:
-    assert set(dataset_names()) >= {"sudoku-extreme-1k", "sudoku-extreme-full", "maze-hard-1k", "arc-agi-1",
-                                    "arc-agi-2", "sudoku-4x4", "sudoku-6x6", "sudoku-9x9-cpu", "maze-small"}
-    assert DATASETS["arc-agi-1"].params_model().seed == 42
-    assert DATASETS["sudoku-extreme-1k"].params_model().num_aug == 1000
-    assert DATASETS["maze-hard-1k"].params_model().aug is False
-    from trm.data.sudoku_gen import HARD_MIN_RATING
+    assert set(dataset_names()) >= {
+        "sudoku-extreme-1k",
+        "sudoku-extreme-full",
+        "maze-hard-1k",
+        "arc-agi-1",
+        "arc-agi-2",
+        "sudoku-4x4",
+        "sudoku-6x6",
+        "sudoku-9x9-cpu",
+        "maze-small",
+    }
+    assert resolve_params("arc-agi-1").seed == 42  # the values of params.yaml, the one source
+    assert resolve_params("sudoku-extreme-1k").num_aug == 1000
+    assert resolve_params("maze-hard-1k").aug is False
+    assert resolve_params("sudoku-extreme-1k").test_min_rating == HARD_MIN_RATING
 
-    assert DATASETS["sudoku-extreme-1k"].params_model().test_min_rating == HARD_MIN_RATING
+
+def test_every_registered_dataset_has_a_complete_section_in_params_yaml() -> None:
+    sections = yaml.safe_load(params_file().read_text())
+    for name in dataset_names():
+        assert name in sections, f"params.yaml has no section {name!r}"
+        resolve_params(name)  # every key present, none unknown
+
+
+def _params_file(folder: Path, sections: dict) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def test_a_key_missing_from_the_section_names_file_section_and_key(tmp_path: Path) -> None:
+    section = {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "blanks": None, "seed": 0}
+    del section["seed"]
+    path = _params_file(tmp_path, {"sudoku-4x4": section})
+    with pytest.raises(ParamsError) as error:
+        resolve_params("sudoku-4x4", params_file=path)
+    assert str(path) in str(error.value) and "'sudoku-4x4'" in str(error.value) and "'seed'" in str(error.value)
+    assert "missing key" in str(error.value)
+    assert resolve_params("sudoku-4x4", {"seed": 3}, params_file=path).seed == 3  # an override may supply it
+    with pytest.raises(ParamsError, match="missing key 'seed'"):
+        build_dataset("sudoku-4x4", out_root=tmp_path / "out", params_file=path)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_key_in_the_section_or_the_overrides_is_refused(tmp_path: Path) -> None:
+    section = {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "blanks": None, "seed": 0}
+    path = _params_file(tmp_path, {"sudoku-4x4": {**section, "colour": "red"}})
+    with pytest.raises(ParamsError, match=r"params\.yaml: section 'sudoku-4x4': unknown parameter 'colour'"):
+        resolve_params("sudoku-4x4", params_file=path)
+    path = _params_file(tmp_path, {"sudoku-4x4": section})
+    with pytest.raises(ParamsError, match="unknown parameter 'colour'"):
+        resolve_params("sudoku-4x4", {"colour": "red"}, params_file=path)
+    with pytest.raises(ParamsError, match="no section 'maze-small'"):
+        resolve_params("maze-small", params_file=path)
+    with pytest.raises(ParamsError, match="params file not found"):
+        resolve_params("sudoku-4x4", params_file=tmp_path / "missing.yaml")
+
+
+def test_the_params_file_comes_from_trm_params_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    section = {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "blanks": None, "seed": 7}
+    monkeypatch.setenv("TRM_PARAMS", str(_params_file(tmp_path, {"sudoku-4x4": section})))
+    assert params_file() == tmp_path / "params.yaml"
+    assert resolve_params("sudoku-4x4").seed == 7
+
+
+def test_ensure_built_builds_a_missing_registered_dataset_once(tmp_path: Path) -> None:
+    section = {
+        "rows": 6,
+        "cols": 6,
+        "train_count": 8,
+        "test_count": 2,
+        "min_path_len": 4,
+        "density_min": 0.2,
+        "density_max": 0.3,
+        "aug": False,
+        "seed": 0,
+    }
+    path = _params_file(tmp_path, {"maze-small": section})
+    folder = tmp_path / "data" / "maze-small"
+    assert ensure_built(folder, "maze-small", params_file=path, progress=False) == folder
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["params"] == section and meta["splits"]["test"]["examples"] == 2
+    before = {f.name: f.stat().st_mtime_ns for f in folder.iterdir()}
+    assert ensure_built(folder, "maze-small", params_file=path) == folder  # already built: returned as is
+    assert {f.name: f.stat().st_mtime_ns for f in folder.iterdir()} == before
+    assert ensure_built(folder, "not-registered") == folder  # any built folder is accepted, whatever its name
+
+
+def test_ensure_built_refuses_an_unknown_name_and_a_folder_named_otherwise(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no built dataset.*'sudoku-99x99'.*registered: .*maze-small"):
+        ensure_built(tmp_path / "sudoku-99x99", "sudoku-99x99")
+    with pytest.raises(FileNotFoundError, match="folder named 'maze-small'"):
+        ensure_built(tmp_path / "mazes", "maze-small")
+    assert list(tmp_path.iterdir()) == []
 
 
 def small_kaggle_dir(shared_datasets: Path, folder: Path, per_subset: int = 12) -> Path:
@@ -49,8 +139,9 @@ def small_kaggle_dir(shared_datasets: Path, folder: Path, per_subset: int = 12) 
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_same_parameters_give_identical_files_and_another_seed_does_not(name: str, tmp_path: Path,
-                                                                        shared_datasets: Path) -> None:
+def test_same_parameters_give_identical_files_and_another_seed_does_not(
+    name: str, tmp_path: Path, shared_datasets: Path
+) -> None:
     params = dict(SMALL[name])
     if name.startswith("arc"):
         params["kaggle_dir"] = str(small_kaggle_dir(shared_datasets, tmp_path / "kaggle"))
@@ -71,11 +162,11 @@ def test_same_parameters_give_identical_files_and_another_seed_does_not(name: st
 
 
 def test_overrides_are_coerced_checked_and_recorded(tmp_path: Path) -> None:
-    params = resolve_params("sudoku-extreme-full", {"num_aug": "7", "min_difficulty": "none", "subsample_size": "5"})
+    params = resolve_params("sudoku-extreme-full", {"num_aug": "7", "min_difficulty": None, "subsample_size": "5"})
     assert (params.num_aug, params.min_difficulty, params.subsample_size) == (7, None, 5)
     params = resolve_params("arc-agi-1", {"json_folders.concept": "/elsewhere", "source": "json"})
     assert params.json_folders["concept"] == "/elsewhere" and params.json_folders["training"]
-    with pytest.raises(ValueError, match="unknown parameter 'num_augs'.*num_aug"):
+    with pytest.raises(ValueError, match=r"unknown parameter 'num_augs'.*num_aug"):
         resolve_params("sudoku-4x4", {"num_augs": 3})
     with pytest.raises(ValueError, match="num_aug"):
         resolve_params("sudoku-4x4", {"num_aug": "many"})
@@ -85,8 +176,14 @@ def test_overrides_are_coerced_checked_and_recorded(tmp_path: Path) -> None:
         build_dataset("sudoku", out_root=tmp_path)
     out = build_dataset("sudoku-4x4", {"train_count": "12", "test_count": 4, "num_aug": 2}, out_root=tmp_path)
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["params"] == {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "blanks": None,
-                              "seed": 0}
+    assert meta["params"] == {
+        "train_count": 12,
+        "test_count": 4,
+        "num_aug": 2,
+        "min_rating": 0,
+        "blanks": None,
+        "seed": 0,
+    }
     assert meta["splits"]["train"]["examples"] == 12 * 3 and meta["splits"]["train"]["groups"] == 12
     assert (meta["seq_len"], meta["vocab_size"], meta["grid_shape"]) == (16, 6, [4, 4])
 
@@ -112,8 +209,9 @@ def test_failed_build_leaves_nothing_and_keeps_the_previous_build(tmp_path: Path
         build_dataset("sudoku-extreme-full", out_root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "sudoku-4x4"]
     assert _hashes(good) == before
-    rebuilt = build_dataset("sudoku-4x4", {"train_count": 10, "test_count": 2, "num_aug": 1, "seed": 1},
-                            out_root=tmp_path)
+    rebuilt = build_dataset(
+        "sudoku-4x4", {"train_count": 10, "test_count": 2, "num_aug": 1, "seed": 1}, out_root=tmp_path
+    )
     assert _hashes(rebuilt)["train.parquet"] != before["train.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "sudoku-4x4"]
 
@@ -121,9 +219,15 @@ def test_failed_build_leaves_nothing_and_keeps_the_previous_build(tmp_path: Path
 def _batch(rows: np.ndarray, puzzle: np.ndarray, group: np.ndarray) -> ExampleBatch:
     n = len(rows)
     tokens = np.stack([rows % 256, rows // 256], axis=1).astype(np.uint8)
-    return ExampleBatch(inputs=tokens, labels=tokens, puzzle_identifier=np.zeros(n, np.int32),
-                        puzzle_index=puzzle.astype(np.int32), group_index=group.astype(np.int32),
-                        source_names=["x"], source_codes=np.zeros(n, np.int32))
+    return ExampleBatch(
+        inputs=tokens,
+        labels=tokens,
+        puzzle_identifier=np.zeros(n, np.int32),
+        puzzle_index=puzzle.astype(np.int32),
+        group_index=group.astype(np.int32),
+        source_names=["x"],
+        source_codes=np.zeros(n, np.int32),
+    )
 
 
 def test_writer_row_groups_are_fixed_size_whatever_the_batches(tmp_path: Path) -> None:
@@ -142,12 +246,10 @@ def test_writer_row_groups_are_fixed_size_whatever_the_batches(tmp_path: Path) -
 
 
 def test_writer_rejects_broken_hierarchy_and_cleans_up(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="grow by 0 or 1"):
-        with DatasetWriter(tmp_path / "ds", 2) as dw:
-            dw.split("train").write(_batch(np.arange(3), np.array([0, 2, 3]), np.array([0, 1, 2])))
-    with pytest.raises(ValueError, match="new group must start a new puzzle"):
-        with DatasetWriter(tmp_path / "ds", 2) as dw:
-            dw.split("train").write(_batch(np.arange(3), np.array([0, 0, 1]), np.array([0, 1, 1])))
+    with pytest.raises(ValueError, match="grow by 0 or 1"), DatasetWriter(tmp_path / "ds", 2) as dw:
+        dw.split("train").write(_batch(np.arange(3), np.array([0, 2, 3]), np.array([0, 1, 2])))
+    with pytest.raises(ValueError, match="new group must start a new puzzle"), DatasetWriter(tmp_path / "ds", 2) as dw:
+        dw.split("train").write(_batch(np.arange(3), np.array([0, 0, 1]), np.array([0, 1, 1])))
     with DatasetWriter(tmp_path / "ds", 2) as dw:  # leaving without commit discards everything as well
         dw.split("train").write(_batch(np.arange(3), np.arange(3), np.arange(3)))
     assert list(tmp_path.iterdir()) == []
@@ -159,6 +261,8 @@ def test_built_test_split_shares_no_solution_grid_with_train(name: str, size: in
     grids = {}
     for split in ("train", "test"):
         table = pq.read_table(out / f"{split}.parquet", columns=["labels"])
-        grids[split] = {row.tobytes() for row in table.column("labels").combine_chunks().flatten().to_numpy()
-                        .reshape(table.num_rows, size * size)}
+        grids[split] = {
+            row.tobytes()
+            for row in table.column("labels").combine_chunks().flatten().to_numpy().reshape(table.num_rows, size * size)
+        }
     assert grids["test"] and not grids["test"] & grids["train"]

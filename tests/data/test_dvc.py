@@ -31,7 +31,12 @@ class DvcRepo:
 
     def run(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "dvc", *args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=180
+            [sys.executable, "-m", "dvc", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout + result.stderr
@@ -43,8 +48,7 @@ class DvcRepo:
         """sha256 and mtime (ns) of every file of data/<stage>."""
         folder = self.root / "data" / stage
         return {
-            f.name: (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mtime_ns)
-            for f in sorted(folder.iterdir())
+            f.name: (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mtime_ns) for f in sorted(folder.iterdir())
         }
 
     def hashes(self, stage: str) -> dict[str, str]:
@@ -77,7 +81,10 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory, shared_datasets: Path) ->
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         DVC_NO_ANALYTICS="1",
         TRM_DATASETS=str(shared_datasets),
-        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
     )
     repo = DvcRepo(root, env)
     repo.git("init", "-q")

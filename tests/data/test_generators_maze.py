@@ -16,7 +16,7 @@ def _assert_valid(mazes: MazeSet, count: int, min_path_len: int) -> None:
     rows, cols = mazes.rows, mazes.cols
     assert mazes.inputs.shape == (count, rows * cols) and mazes.inputs.dtype == np.uint8
     assert mazes.labels.shape == (count, rows * cols) and mazes.labels.dtype == np.uint8
-    for grid, label, distance in zip(mazes.inputs, mazes.labels, mazes.distances):
+    for grid, label, distance in zip(mazes.inputs, mazes.labels, mazes.distances, strict=True):
         assert (grid == START).sum() == 1 and (grid == GOAL).sum() == 1
         assert set(np.unique(grid)) <= {WALL, 2, START, GOAL}
         assert bfs_distance(grid, rows, cols) == distance >= min_path_len - 1
@@ -87,7 +87,7 @@ def test_same_seed_same_mazes_other_seed_other_mazes():
     first = generate_maze_split(8, 8, n_train=10, n_test=4, seed=5, min_path_len=10)
     again = generate_maze_split(8, 8, n_train=10, n_test=4, seed=5, min_path_len=10)
     other = generate_maze_split(8, 8, n_train=10, n_test=4, seed=6, min_path_len=10)
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.labels, b.labels)
     assert not np.array_equal(first[0].inputs, other[0].inputs)
 

@@ -18,7 +18,7 @@ def _assert_valid_set(puzzles: SudokuSet, size: int, count: int, min_rating: int
     assert puzzles.answers.shape == (count, cells) and puzzles.answers.dtype == np.uint8
     assert puzzles.ratings.shape == (count,) and puzzles.ratings.dtype == np.int32
     assert len({q.tobytes() for q in puzzles.questions}) == count, "questions repeat inside a set"
-    for question, answer, rating in zip(puzzles.questions, puzzles.answers, puzzles.ratings):
+    for question, answer, rating in zip(puzzles.questions, puzzles.answers, puzzles.ratings, strict=True):
         assert solution_problem(answer, size) is None
         assert clue_conflict(question, answer) is None
         assert count_solutions(question, size) == 1
@@ -137,7 +137,7 @@ def test_fixed_blank_count_gives_unique_non_minimal_puzzles():
         assert puzzles.questions.shape == (count, 81)
         assert ((puzzles.questions == 0).sum(axis=1) == 30).all()
         assert len({q.tobytes() for q in puzzles.questions}) == count
-        for question, answer in zip(puzzles.questions, puzzles.answers):
+        for question, answer in zip(puzzles.questions, puzzles.answers, strict=True):
             assert clue_conflict(question, answer) is None and count_solutions(question, 9) == 1
     assert not {grid_invariant(g) for g in train.answers} & {grid_invariant(g) for g in test.answers}
     # far from minimal: with 51 clues a random clue can almost always be dropped
@@ -168,7 +168,7 @@ def test_same_seed_same_arrays_other_seed_other_arrays():
     first = generate_sudoku_split(6, n_train=20, n_test=10, seed=123, min_rating=1)
     again = generate_sudoku_split(6, n_train=20, n_test=10, seed=123, min_rating=1)
     other = generate_sudoku_split(6, n_train=20, n_test=10, seed=124, min_rating=1)
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         assert np.array_equal(a.questions, b.questions) and np.array_equal(a.answers, b.answers)
         assert np.array_equal(a.ratings, b.ratings)
     assert not np.array_equal(first[0].questions, other[0].questions)

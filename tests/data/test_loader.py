@@ -124,7 +124,7 @@ def test_schema_version_mismatch(shaped_dataset) -> None:
 def test_seq_len_mismatch(shaped_dataset) -> None:
     folder = shaped_dataset(SHAPE)
     _rewrite_metadata(folder, seq_len=81)
-    with pytest.raises(DatasetFormatError, match="4 tokens per row but metadata.json says seq_len=81"):
+    with pytest.raises(DatasetFormatError, match=r"4 tokens per row but metadata.json says seq_len=81"):
         PuzzleDataset.open(folder, "train")
 
 
@@ -133,7 +133,7 @@ def test_row_count_mismatch(shaped_dataset) -> None:
     meta = json.loads((folder / "metadata.json").read_text())
     meta["splits"]["train"]["examples"] = 14
     (folder / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(DatasetFormatError, match="13 rows but metadata.json says 14"):
+    with pytest.raises(DatasetFormatError, match=r"13 rows but metadata.json says 14"):
         PuzzleDataset.open(folder, "train")
 
 
@@ -194,7 +194,7 @@ def test_decoded_cache_is_memory_mapped_and_identical(shaped_dataset, tmp_path, 
     assert in_ram.storage == "memory"
     assert first.storage == second.storage and first.storage.startswith(f"mmap:{cache}/")
     assert [p.name for p in cache.iterdir()] == [first.storage.split("/")[-1]]  # one entry, no staging left
-    entry = Path(first.storage[len("mmap:"):])
+    entry = Path(first.storage[len("mmap:") :])
     assert isinstance(np.load(entry / "inputs.npy", mmap_mode="r"), np.memmap)
     for field in ("inputs", "labels", "puzzle_identifiers", "puzzle_offsets", "group_offsets"):
         assert torch.equal(getattr(in_ram, field), getattr(second, field)), field
@@ -204,7 +204,7 @@ def test_decoded_cache_is_memory_mapped_and_identical(shaped_dataset, tmp_path, 
 def test_token_outside_the_vocabulary(shaped_dataset) -> None:
     folder = shaped_dataset(SHAPE)
     _rewrite_metadata(folder, vocab_size=12)  # inputs of row 12 hold token 12
-    with pytest.raises(DatasetFormatError, match="column .inputs. holds token 12 but vocab_size is 12"):
+    with pytest.raises(DatasetFormatError, match=r"column .inputs. holds token 12 but vocab_size is 12"):
         PuzzleDataset.open(folder, "train")
 
 

@@ -46,14 +46,12 @@ def test_built_maze_hard_parquet_equals_official_arrays(shared_datasets: Path, t
         puzzle_offsets = np.load(npy / "all__puzzle_indices.npy")
         group_offsets = np.load(npy / "all__group_indices.npy")
         np.testing.assert_array_equal(np.diff(puzzle_offsets), np.bincount(table.column("puzzle_index").to_numpy()))
-        np.testing.assert_array_equal(np.diff(group_offsets),
-                                      np.bincount(table.column("group_index").to_numpy()))
+        np.testing.assert_array_equal(np.diff(group_offsets), np.bincount(table.column("group_index").to_numpy()))
         assert not table.column("puzzle_identifier").to_numpy().any()
 
 
 def test_built_sudoku_1k_without_augmentation_equals_official_arrays(shared_datasets: Path, tmp_path: Path) -> None:
-    out = build_dataset("sudoku-extreme-1k", {"num_aug": 0, "test_count": 3, "test_min_rating": 0},
-                        out_root=tmp_path)
+    out = build_dataset("sudoku-extreme-1k", {"num_aug": 0, "test_count": 3, "test_min_rating": 0}, out_root=tmp_path)
     npy = shared_datasets / "sudoku-extreme-1k" / "npy" / "train"
     for column in ("inputs", "labels"):
         official = np.load(npy / f"all__{column}.npy")

@@ -94,8 +94,8 @@ def test_same_seed_same_stream_other_seed_differs(arc_like) -> None:
     a = _stream(GroupSampler(arc_like, 16, seed=5), 20)
     b = _stream(GroupSampler(arc_like, 16, seed=5), 20)
     c = _stream(GroupSampler(arc_like, 16, seed=6), 20)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 @pytest.mark.parametrize("world_size", [2, 4])
@@ -120,7 +120,7 @@ def test_resume_continues_the_identical_stream(arc_like) -> None:
         resumed = GroupSampler(arc_like, 16, seed=2)
         resumed.load_state_dict(state)
         got = _stream(resumed, 30 - k)
-        assert all(np.array_equal(x, y) for x, y in zip(got, expected[k:])), k
+        assert all(np.array_equal(x, y) for x, y in zip(got, expected[k:], strict=True)), k
 
 
 def test_resume_with_another_world_size(arc_like) -> None:
@@ -132,7 +132,7 @@ def test_resume_with_another_world_size(arc_like) -> None:
     for s in halves:
         s.load_state_dict(state)
     got = [np.concatenate([h.next_indices() for h in halves]) for _ in range(5)]
-    assert all(np.array_equal(x, y) for x, y in zip(got, expected))
+    assert all(np.array_equal(x, y) for x, y in zip(got, expected, strict=True))
 
 
 def test_resume_rejects_another_configuration(arc_like) -> None:
@@ -178,12 +178,18 @@ def test_batches_are_tensors_of_the_contract(arc_like) -> None:
     assert batch["labels"].dtype == torch.int64 and batch["puzzle_identifiers"].dtype == torch.int32
     assert list(islice(iter(GroupSampler(arc_like, 16, seed=0)), 3))  # infinite iteration yields
 
+
 shapes = st.lists(st.lists(st.integers(1, 6), min_size=1, max_size=4), min_size=1, max_size=12)
 
 
 @settings(max_examples=25, deadline=None)
-@given(shape=shapes, local_batch=st.integers(1, 6), world_size=st.sampled_from([1, 2, 3]), seed=st.integers(0, 99),
-       epochs_per_iter=st.integers(1, 3))
+@given(
+    shape=shapes,
+    local_batch=st.integers(1, 6),
+    world_size=st.sampled_from([1, 2, 3]),
+    seed=st.integers(0, 99),
+    epochs_per_iter=st.integers(1, 3),
+)
 def test_packing_and_sharding_properties(shaped_dataset_factory, shape, local_batch, world_size, seed, epochs_per_iter):
     """Any shape: W ranks together == one rank, full batches; with one epoch per iteration also distinct rows,
     whole puzzles except the last of a batch, and each group at most once per iteration (with more epochs per

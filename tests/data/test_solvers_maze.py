@@ -23,14 +23,16 @@ def _grid(text: str) -> np.ndarray:
 def test_bfs_label_reproduces_every_official_label(shared_datasets, split):
     inputs, labels = _load(shared_datasets, split)
     assert inputs.shape == (1000, 900)
-    mismatches = [i for i, (x, y) in enumerate(zip(inputs, labels)) if not np.array_equal(bfs_label(x, 30, 30), y)]
+    mismatches = [
+        i for i, (x, y) in enumerate(zip(inputs, labels, strict=True)) if not np.array_equal(bfs_label(x, 30, 30), y)
+    ]
     assert mismatches == []
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_official_labels_are_valid_shortest_paths(shared_datasets, split):
     inputs, labels = _load(shared_datasets, split)
-    problems = [shortest_path_problem(x, y, 30, 30) for x, y in zip(inputs, labels)]
+    problems = [shortest_path_problem(x, y, 30, 30) for x, y in zip(inputs, labels, strict=True)]
     assert problems == [None] * len(problems)
     distances = np.array([bfs_distance(x, 30, 30) for x in inputs])
     # documented statistics of the real set: one 'o' per step except the last, distances 109..153

@@ -69,7 +69,7 @@ def _reference_rate(question: np.ndarray, size: int) -> int:
 def test_real_sudoku_extreme_solutions_are_valid_unique_and_found(shared_datasets):
     questions, answers = _real_sudoku(shared_datasets)
     assert [solution_problem(a, 9) for a in answers] == [None] * 1000
-    assert [clue_conflict(q, a) for q, a in zip(questions, answers)] == [None] * 1000
+    assert [clue_conflict(q, a) for q, a in zip(questions, answers, strict=True)] == [None] * 1000
     sample = range(0, 1000, 5)
     assert [count_solutions(questions[i], 9) for i in sample] == [1] * len(sample)
     assert all(np.array_equal(solve(questions[i], 9), answers[i]) for i in sample)
@@ -133,8 +133,14 @@ def test_box_shapes_for_6x6_are_two_rows_by_three_columns():
     assert box_shape(6) == (2, 3)
     # valid 6x6: boxes of 2 rows x 3 cols
     grid = np.array(
-        [[1, 2, 3, 4, 5, 6], [4, 5, 6, 1, 2, 3], [2, 3, 1, 5, 6, 4], [5, 6, 4, 2, 3, 1], [3, 1, 2, 6, 4, 5],
-         [6, 4, 5, 3, 1, 2]],
+        [
+            [1, 2, 3, 4, 5, 6],
+            [4, 5, 6, 1, 2, 3],
+            [2, 3, 1, 5, 6, 4],
+            [5, 6, 4, 2, 3, 1],
+            [3, 1, 2, 6, 4, 5],
+            [6, 4, 5, 3, 1, 2],
+        ],
         np.uint8,
     ).reshape(-1)
     assert solution_problem(grid, 6) is None

@@ -39,7 +39,7 @@ def test_json_folders_match_kaggle_where_the_readme_says_they_do(shared_datasets
         for task in folder:
             other = kaggle[task.task_id]
             for mine, theirs in zip(task.train + task.test, other.train + other.test, strict=True):
-                assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+                assert all(np.array_equal(a, b) for a, b in zip(mine, theirs, strict=True))
     # upstream ARC-AGI-2 evaluation differs from the Kaggle copy (datasets README): 359 demo / 167 test pairs
     evaluation2 = arc.load_json_folder(shared_datasets / arc.JSON_FOLDERS["evaluation2"], "evaluation2")
     assert _counts(evaluation2) == (120, 359, 167)
@@ -50,12 +50,15 @@ JSON_COUNTS = {**KAGGLE_COUNTS, "evaluation2": (120, 359, 167)}  # upstream ARC-
 
 @pytest.mark.parametrize(
     ("name", "source", "subsets", "test_set"),
-    [("arc-agi-1", "kaggle", ("training", "evaluation", "concept"), "evaluation"),
-     ("arc-agi-2", "kaggle", ("training2", "evaluation2", "concept"), "evaluation2"),
-     ("arc-agi-2", "json", ("training2", "evaluation2", "concept"), "evaluation2")],
+    [
+        ("arc-agi-1", "kaggle", ("training", "evaluation", "concept"), "evaluation"),
+        ("arc-agi-2", "kaggle", ("training2", "evaluation2", "concept"), "evaluation2"),
+        ("arc-agi-2", "json", ("training2", "evaluation2", "concept"), "evaluation2"),
+    ],
 )
-def test_recipe_split_rule_and_counts(shared_datasets: Path, tmp_path: Path, name: str, source: str,
-                                      subsets: tuple[str, ...], test_set: str) -> None:
+def test_recipe_split_rule_and_counts(
+    shared_datasets: Path, tmp_path: Path, name: str, source: str, subsets: tuple[str, ...], test_set: str
+) -> None:
     out = build_dataset(name, {"num_aug": 0, "source": source}, out_root=tmp_path)
     meta = json.loads((out / "metadata.json").read_text())
     counts = {s: (KAGGLE_COUNTS if source == "kaggle" else JSON_COUNTS)[s] for s in subsets}
@@ -72,11 +75,13 @@ def test_recipe_split_rule_and_counts(shared_datasets: Path, tmp_path: Path, nam
     assert all(off == [0, 0] for off in test["aug_offset"])
     test_ids = {t.task_id for t in arc.load_kaggle_subset(shared_datasets / arc.KAGGLE_DIR, test_set)}
     assert [m["name"] for m in meta["sources"]][:2] == (
-        [f"arc-agi_{subsets[0]}_challenges.json", f"arc-agi_{subsets[0]}_solutions.json"] if source == "kaggle"
-        else ["training", "evaluation"])
+        [f"arc-agi_{subsets[0]}_challenges.json", f"arc-agi_{subsets[0]}_solutions.json"]
+        if source == "kaggle"
+        else ["training", "evaluation"]
+    )
     assert set(test["source_id"]) == test_ids
     train = pq.read_table(out / "train.parquet", columns=["pair_kind", "source_id"]).to_pydict()
-    test_kind_in_train = {s for s, k in zip(train["source_id"], train["pair_kind"]) if k == "test"}
+    test_kind_in_train = {s for s, k in zip(train["source_id"], train["pair_kind"], strict=True) if k == "test"}
     assert not (test_kind_in_train & test_ids)  # the held-out test outputs are never trained on
     held_out = json.loads((out / "test_puzzles.json").read_text())
     assert set(held_out) == test_ids

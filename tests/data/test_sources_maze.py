@@ -13,7 +13,7 @@ from trm.data.maze import MAZE_VOCAB, read_maze_csv
 
 
 def test_rectangular_mazes_need_an_explicit_shape(tmp_path: Path) -> None:
-    question, answer = "S  #" "## G", "Soo#" "##oG"
+    question, answer = "S  ### G", "Soo###oG"
     path = tmp_path / "rect.csv"
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -44,7 +44,7 @@ def test_small_sizes_read_back(tmp_path: Path) -> None:
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["source", "question", "answer", "rating"])
-            for q, a in zip(train.questions, train.answers):
+            for q, a in zip(train.questions, train.answers, strict=True):
                 writer.writerow(["", "".join(str(d) if d else "." for d in q), "".join(map(str, a)), ""])
         rows = read_sudoku_csv(path, size=size)
         np.testing.assert_array_equal(rows.questions, train.questions)
@@ -65,8 +65,18 @@ def test_rating_filter_and_seeded_subsample(shared_datasets: Path, tmp_path: Pat
 def test_full_builder_subsamples_train_only(shared_datasets: Path, tmp_path: Path) -> None:
     train = _fake_full_csv(shared_datasets, tmp_path / "train.csv", 0, 300)
     test = _fake_full_csv(shared_datasets, tmp_path / "test.csv", 300, 40)
-    out = build_dataset("sudoku-extreme-full", {"train_csv": str(train), "test_csv": str(test), "subsample_size": 25,
-                                                "min_difficulty": 5, "num_aug": 2, "seed": 3}, out_root=tmp_path)
+    out = build_dataset(
+        "sudoku-extreme-full",
+        {
+            "train_csv": str(train),
+            "test_csv": str(test),
+            "subsample_size": 25,
+            "min_difficulty": 5,
+            "num_aug": 2,
+            "seed": 3,
+        },
+        out_root=tmp_path,
+    )
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["splits"]["train"]["groups"] == 25 and meta["splits"]["train"]["examples"] == 75
     assert meta["splits"]["test"]["examples"] == 20  # the rating filter applies, the subsample does not

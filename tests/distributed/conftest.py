@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ray_fixtures import build_smoke_data  # noqa: E402
+from ray_fixtures import build_smoke_data
 
 
 @pytest.fixture(scope="session")

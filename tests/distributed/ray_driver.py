@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ray_fixtures import smoke_config  # noqa: E402
+from ray_fixtures import smoke_config
 
-from trm.distributed.train_job import run_ray_training  # noqa: E402
+from trm.distributed.train_job import run_ray_training
 
 
 def main() -> None:

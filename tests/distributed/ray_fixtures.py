@@ -9,16 +9,15 @@ from pathlib import Path
 import torch
 
 from trm.config import TRMConfig, load_config
+from trm.data.build import build_dataset
 
-# Same bar as the single-process learning test of the smoke preset (tests/train, brief H5): held-out exact accuracy.
+# Same bar as the single-process learning test of the smoke preset (tests/train/test_learning.py): held-out
+# exact accuracy.
 LEARNING_THRESHOLD = 0.95
 
 
 def build_smoke_data(root: Path) -> Path:
-    from trm.data.build import build_dataset
-
-    config = load_config("smoke")
-    build_dataset(config.data.name, dict(config.data.build), out_root=root)
+    build_dataset(load_config("smoke").data.name, out_root=root)  # params.yaml's section, as DVC builds it
     return root
 
 

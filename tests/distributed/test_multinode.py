@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ray_fixtures import smoke_config  # noqa: E402
+from ray_fixtures import smoke_config
 
 from trm.distributed.train_job import run_ray_training
 from trm.train.checkpoint import read_checkpoint
@@ -34,8 +34,14 @@ def test_two_workers_are_placed_across_two_nodes(smoke_data_root, tmp_path, monk
         steps = 4
         config = smoke_config(smoke_data_root, f"train.max_steps={steps}", f"train.eval_interval={steps}")
         info = tmp_path / "workers"
-        result = run_ray_training(config, address=cluster.address, workers=2, storage=tmp_path / "store",
-                                  name="multinode", worker_info_dir=info)
+        result = run_ray_training(
+            config,
+            address=cluster.address,
+            workers=2,
+            storage=tmp_path / "store",
+            name="multinode",
+            worker_info_dir=info,
+        )
         assert not ray.is_initialized(), "a run that connected by address must disconnect afterwards"
 
         placed = {json.loads((info / f"rank{r}.json").read_text())["node_id"] for r in range(2)}

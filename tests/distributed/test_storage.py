@@ -20,8 +20,9 @@ def test_s3_from_settings_round_trips_and_hides_secrets(s3_server, tmp_path, mon
     for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key, raising=False)
     bucket = s3_server.new_bucket()
-    settings = S3Settings(endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key,
-                          secret_key=s3_server.secret_key)
+    settings = S3Settings(
+        endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key=s3_server.secret_key
+    )
     assert s3_server.secret_key not in repr(settings) and s3_server.secret_key not in str(settings.model_dump())
     storage = resolve_storage(f"s3://{bucket}/runs/", settings)
     assert storage.uri == f"s3://{bucket}/runs" and storage.ray_path == f"{bucket}/runs" and storage.is_remote
@@ -43,7 +44,7 @@ def test_s3_from_environment(s3_server, monkeypatch):
 
 @pytest.mark.parametrize("bad", ["s3://", "s3://ab/x", "gs://bucket/x"])
 def test_bad_locations_are_rejected(bad):
-    with pytest.raises(StorageError, match="s3|supported"):
+    with pytest.raises(StorageError, match=r"s3|supported"):
         resolve_storage(bad)
 
 

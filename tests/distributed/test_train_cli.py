@@ -5,16 +5,30 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from trm.train.metrics_log import read_metrics
-
 from trm.cli import app
+from trm.train.metrics_log import read_metrics
 
 
 def test_train_ray_cli_runs_and_resumes(local_ray, smoke_data_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["train", "--preset", "smoke", "--ray", "--workers", "2", "--storage", str(tmp_path / "ray"),
-            "--set", f"data.root={smoke_data_root}", "--set", "run.output_dir=runs",
-            "--set", "train.eval_interval=2", "--set", "train.log_interval=1"]
+    args = [
+        "train",
+        "--preset",
+        "smoke",
+        "--ray",
+        "--workers",
+        "2",
+        "--storage",
+        str(tmp_path / "ray"),
+        "--set",
+        f"data.root={smoke_data_root}",
+        "--set",
+        "run.output_dir=runs",
+        "--set",
+        "train.eval_interval=2",
+        "--set",
+        "train.log_interval=1",
+    ]
     first = CliRunner().invoke(app, [*args, "--set", "train.max_steps=2"], catch_exceptions=False)
     assert first.exit_code == 0, first.output
     assert "steps: 2/2" in first.output and "workers: 2" in first.output and "restored" not in first.output

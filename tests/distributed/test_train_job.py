@@ -15,12 +15,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ray_fixtures import LEARNING_THRESHOLD, assert_same_state, smoke_config, wait_for  # noqa: E402
+from ray_fixtures import LEARNING_THRESHOLD, assert_same_state, smoke_config, wait_for
 
 from trm.data.loader import PuzzleDataset
-from trm.distributed.storage import S3Settings
 from trm.distributed.train_job import fetch_checkpoint, run_ray_training
 from trm.evaluate.inference import evaluate
+from trm.s3 import S3Settings
 from trm.train.checkpoint import read_checkpoint
 from trm.train.export import load_exported
 from trm.train.trainer import Trainer
@@ -65,21 +65,25 @@ def test_two_workers_learn_and_survive_a_sigkilled_worker(local_ray, smoke_data_
     """The full smoke budget on 2 workers; rank 1 is SIGKILLed after the first checkpoint. The run must restore from
     its latest checkpoint, finish the planned steps, say it restored, learn, and keep the best checkpoints."""
     every = 200
-    config = smoke_config(smoke_data_root, f"train.eval_interval={every}")
+    config = smoke_config(smoke_data_root, f"train.eval_interval={every}", f"train.checkpoint_interval={every}")
     store, info = tmp_path / "store", tmp_path / "workers"
     outcome: dict = {}
 
     def run() -> None:
         try:
-            outcome["result"] = run_ray_training(config, workers=2, storage=store, name="learn", max_failures=2,
-                                                 keep_best=2, worker_info_dir=info)
-        except BaseException as err:  # surfaced by the assertion below
+            outcome["result"] = run_ray_training(
+                config, workers=2, storage=store, name="learn", max_failures=2, keep_best=2, worker_info_dir=info
+            )
+        except BaseException as err:  # noqa: BLE001 - surfaced by the assertion below
             outcome["error"] = err
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    wait_for(lambda: (_local_registered(store / "learn") and (info / "rank1.json").is_file())
-             or not thread.is_alive(), timeout=300, what="the first checkpoint")
+    wait_for(
+        lambda: (_local_registered(store / "learn") and (info / "rank1.json").is_file()) or not thread.is_alive(),
+        timeout=300,
+        what="the first checkpoint",
+    )
     assert thread.is_alive(), f"run ended before a worker could be killed: {outcome}"
     victim = json.loads((info / "rank1.json").read_text())["pid"]
     os.kill(victim, signal.SIGKILL)
@@ -107,7 +111,7 @@ def test_stopped_run_resumes_from_s3(local_ray, smoke_data_root, s3_server, tmp_
     bucket = s3_server.new_bucket()
     storage = f"s3://{bucket}/runs"
     name, steps, every = "s3run", 150, 10  # many checkpoints: the kill must land mid-run even on a fast machine
-    overrides = [f"train.max_steps={steps}", f"train.eval_interval={every}"]
+    overrides = [f"train.max_steps={steps}", f"train.eval_interval={every}", f"train.checkpoint_interval={every}"]
     s3 = s3_server.filesystem()
 
     def registered() -> bool:
@@ -123,12 +127,18 @@ def test_stopped_run_resumes_from_s3(local_ray, smoke_data_root, s3_server, tmp_
             return []
 
     env = {**os.environ, **s3_server.env(), "PYTHONPATH": str(REPO)}
-    driver = subprocess.Popen([sys.executable, str(DRIVER), local_ray.address, str(smoke_data_root), storage, name,
-                               *overrides], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        [sys.executable, str(DRIVER), local_ray.address, str(smoke_data_root), storage, name, *overrides],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
-        wait_for(lambda: registered() or driver.poll() is not None, timeout=240,
-                 what="a checkpoint in S3", interval=0.2)
+        wait_for(
+            lambda: registered() or driver.poll() is not None, timeout=240, what="a checkpoint in S3", interval=0.2
+        )
         assert driver.poll() is None, f"driver ended early: {driver.stderr.read()[-3000:]}"
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # stop the whole run: its driver dies, Ray reaps the job's actors
@@ -136,8 +146,9 @@ def test_stopped_run_resumes_from_s3(local_ray, smoke_data_root, s3_server, tmp_
     first = stored_checkpoints()
     assert first and first[-1] != f"checkpoint_step_{steps:08d}", first
 
-    settings = S3Settings(endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key,
-                          secret_key=s3_server.secret_key)
+    settings = S3Settings(
+        endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key=s3_server.secret_key
+    )
     config = smoke_config(smoke_data_root, *overrides)
     result = run_ray_training(config, workers=2, storage=storage, s3=settings, name=name)
     assert result.restored and result.restored_from_step >= every and result.steps == steps

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ray_fixtures import smoke_config  # noqa: E402
+from ray_fixtures import smoke_config
 
 from trm.config import ConfigError
 from trm.data.loader import PuzzleDataset
@@ -44,12 +44,13 @@ def test_asha_search_returns_a_loadable_best_checkpoint(local_ray, smoke_data_ro
 def test_bad_search_space_names_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("space:\n  train.lr: {normal: [0, 1]}\n")
-    with pytest.raises(ConfigError, match="train.lr"):
+    with pytest.raises(ConfigError, match=r"train\.lr"):
         load_space(bad)
     with pytest.raises(ConfigError, match="unknown search space"):
         load_space("no-such-space")
 
 
+@pytest.mark.cli
 def test_tune_cli_rejects_an_unknown_space_without_starting_ray():
     from typer.testing import CliRunner
 

@@ -92,16 +92,26 @@ def write_arc_dataset(
             puzzle += 1
     n = len(inputs)
     test = ExampleBatch(
-        inputs=np.stack(inputs), labels=np.stack(labels), puzzle_identifier=np.array(pids, dtype=np.int32),
-        puzzle_index=np.array(puzzle_index, dtype=np.int32), group_index=np.array(group_index, dtype=np.int32),
-        source_names=names, source_codes=np.array(source_codes, dtype=np.int32),
-        pair_index=np.array(pair_index, dtype=np.int16), pair_kind_codes=np.array(kinds, dtype=np.int8),
-        aug_dihedral=np.array(tids, dtype=np.int8), aug_value_map=np.stack(maps),
+        inputs=np.stack(inputs),
+        labels=np.stack(labels),
+        puzzle_identifier=np.array(pids, dtype=np.int32),
+        puzzle_index=np.array(puzzle_index, dtype=np.int32),
+        group_index=np.array(group_index, dtype=np.int32),
+        source_names=names,
+        source_codes=np.array(source_codes, dtype=np.int32),
+        pair_index=np.array(pair_index, dtype=np.int16),
+        pair_kind_codes=np.array(kinds, dtype=np.int8),
+        aug_dihedral=np.array(tids, dtype=np.int8),
+        aug_value_map=np.stack(maps),
     )
     train = ExampleBatch(
-        inputs=test.inputs[:1], labels=test.labels[:1], puzzle_identifier=test.puzzle_identifier[:1],
-        puzzle_index=np.zeros(1, dtype=np.int32), group_index=np.zeros(1, dtype=np.int32),
-        source_names=names[:1], source_codes=np.zeros(1, dtype=np.int32),
+        inputs=test.inputs[:1],
+        labels=test.labels[:1],
+        puzzle_identifier=test.puzzle_identifier[:1],
+        puzzle_index=np.zeros(1, dtype=np.int32),
+        group_index=np.zeros(1, dtype=np.int32),
+        source_names=names[:1],
+        source_codes=np.zeros(1, dtype=np.int32),
     )
     with DatasetWriter(out, seq_len=CANVAS * CANVAS) as writer:
         writer.identifiers.extend(identifiers)
@@ -110,9 +120,14 @@ def write_arc_dataset(
         writer.write_json("test_puzzles.json", test_puzzles)
         writer.commit(
             {
-                "name": out.name, "task": "arc", "builder_version": "test", "params": {"n": n},
-                "seq_len": CANVAS * CANVAS, "vocab_size": 12,
-                "vocab": ["<pad>", "<eos>", *[str(c) for c in range(10)]], "grid_shape": (CANVAS, CANVAS),
+                "name": out.name,
+                "task": "arc",
+                "builder_version": "test",
+                "params": {"n": n},
+                "seq_len": CANVAS * CANVAS,
+                "vocab_size": 12,
+                "vocab": ["<pad>", "<eos>", *[str(c) for c in range(10)]],
+                "grid_shape": (CANVAS, CANVAS),
                 "sources": [],
             }
         )
@@ -121,8 +136,13 @@ def write_arc_dataset(
 
 @pytest.fixture
 def arc_kit() -> SimpleNamespace:
-    return SimpleNamespace(canvas=canvas, augment=augment, random_value_map=random_value_map, rows_for=rows_for,
-                           write_arc_dataset=write_arc_dataset)
+    return SimpleNamespace(
+        canvas=canvas,
+        augment=augment,
+        random_value_map=random_value_map,
+        rows_for=rows_for,
+        write_arc_dataset=write_arc_dataset,
+    )
 
 
 @pytest.fixture(autouse=True)

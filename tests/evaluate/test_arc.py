@@ -1,4 +1,5 @@
-"""The ARC evaluator (spec §4.2) on constructed predictions: crop, inversion, voting, ties, pass@K, submission."""
+"""The ARC evaluator (docs/reference.md §4.2) on constructed predictions: crop, inversion, voting, ties, pass@K,
+submission."""
 
 from __future__ import annotations
 
@@ -219,7 +220,7 @@ def test_inconsistent_augmentation_record_fails_loudly(arc_kit) -> None:
     tasks = {"t1": _task([(A, B)])}
     rows, right = _variant_rows(arc_kit, rng, tasks, per_task=2)
     rows.dihedral[1] = (rows.dihedral[1] + 1) % 8  # record no longer matches the stored input
-    with pytest.raises(ArcEvalError, match="row 1 .*does not invert"):
+    with pytest.raises(ArcEvalError, match=r"row 1 .*does not invert"):
         score_predictions(ArcEvaluator(tasks), rows, np.stack([arc_kit.canvas(g) for g in right]), np.zeros(2))
 
 
@@ -240,5 +241,5 @@ def test_rows_read_from_a_built_dataset(arc_kit, tmp_path) -> None:
 
 
 def test_missing_test_puzzles_names_the_file(tmp_path) -> None:
-    with pytest.raises(ArcEvalError, match="test_puzzles.json"):
+    with pytest.raises(ArcEvalError, match=r"test_puzzles\.json"):
         ArcEvaluator.for_dataset(tmp_path)

@@ -5,28 +5,34 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
-from trm.config import DataConfig, TRMConfig, TrainConfig
-from trm.evaluate.cli import register
+from trm.cli import app
+from trm.config import DataConfig, TrainConfig, TRMConfig
 from trm.model import TRM, ModelConfig
 from trm.train.export import export_model
 
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.callback()(lambda: None)  # keep `evaluate` a sub-command, as under the root `trm` app
-    register(app)
-    return app
+pytestmark = pytest.mark.cli
 
 
 def _export(folder, dataset_dir, seq_len: int, vocab: int, num_ids: int) -> None:
     torch.manual_seed(0)
-    model_config = ModelConfig(seq_len=seq_len, vocab_size=vocab, num_puzzle_identifiers=num_ids, hidden_size=16,
-                               num_heads=1, expansion=2.0, L_layers=1, H_cycles=1, L_cycles=1, puzzle_emb_ndim=16,
-                               puzzle_emb_len=1, halt_max_steps=3)
+    model_config = ModelConfig(
+        seq_len=seq_len,
+        vocab_size=vocab,
+        num_puzzle_identifiers=num_ids,
+        hidden_size=16,
+        num_heads=1,
+        expansion=2.0,
+        L_layers=1,
+        H_cycles=1,
+        L_cycles=1,
+        puzzle_emb_ndim=16,
+        puzzle_emb_len=1,
+        halt_max_steps=3,
+    )
     config = TRMConfig(model=model_config, data=DataConfig(name=str(dataset_dir)), train=TrainConfig(max_steps=1))
     export_model(TRM(model_config), config, folder)
 
@@ -34,16 +40,33 @@ def _export(folder, dataset_dir, seq_len: int, vocab: int, num_ids: int) -> None
 def test_evaluate_arc_writes_eval_json_and_submission(arc_kit, tmp_path) -> None:
     a = np.array([[1, 2], [3, 4]])
     b = np.array([[5, 5, 0]])
-    tasks = {"t1": {"train": [], "test": [{"input": a.tolist(), "output": b.tolist()}]},
-             "t2": {"train": [], "test": [{"input": b.tolist(), "output": a.tolist()},
-                                          {"input": a.tolist(), "output": a.tolist()}]}}
+    tasks = {
+        "t1": {"train": [], "test": [{"input": a.tolist(), "output": b.tolist()}]},
+        "t2": {
+            "train": [],
+            "test": [{"input": b.tolist(), "output": a.tolist()}, {"input": a.tolist(), "output": a.tolist()}],
+        },
+    }
     dataset_dir, records = arc_kit.write_arc_dataset(tmp_path / "arc-mini", tasks, variants_per_task=2)
     meta = json.loads((dataset_dir / "metadata.json").read_text())
     _export(tmp_path / "model", dataset_dir, 900, 12, meta["num_puzzle_identifiers"])
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(_app(), ["evaluate", str(tmp_path / "model"), "--mode", "both", "--batch-size", "4",
-                                         "--out", str(out), "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "model"),
+            "--mode",
+            "both",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "eval.json").read_text())
     assert set(report["modes"]) == {"fixed", "adaptive"}
@@ -59,7 +82,7 @@ def test_evaluate_arc_writes_eval_json_and_submission(arc_kit, tmp_path) -> None
 
 
 def test_evaluate_reports_a_bad_checkpoint_clearly(tmp_path) -> None:
-    result = CliRunner().invoke(_app(), ["evaluate", str(tmp_path / "nothing-here"), "--data", str(tmp_path)])
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nothing-here"), "--data", str(tmp_path)])
     assert result.exit_code != 0
     assert "nothing-here" in result.output
 
@@ -74,7 +97,7 @@ def test_pool_votes_accumulates_across_checkpoints_only_when_asked(arc_kit, tmp_
     for pool, second_votes in ((False, len(records)), (True, 2 * len(records))):
         out = tmp_path / f"out-{pool}"
         args = ["evaluate", str(tmp_path / "ckpt-a"), str(tmp_path / "ckpt-b"), "--batch-size", "2", "--out", str(out)]
-        result = CliRunner().invoke(_app(), args + (["--pool-votes"] if pool else []))
+        result = CliRunner().invoke(app, args + (["--pool-votes"] if pool else []))
         assert result.exit_code == 0, result.output
         first = json.loads((out / "ckpt-a" / "eval.json").read_text())
         second = json.loads((out / "ckpt-b" / "eval.json").read_text())
@@ -92,29 +115,55 @@ def test_evaluate_accepts_a_training_checkpoint_folder(tmp_path) -> None:
 
     rng = np.random.default_rng(0)
     n, seq_len, vocab = 8, 6, 5
-    rows = ExampleBatch(inputs=rng.integers(1, vocab, (n, seq_len)).astype(np.uint8),
-                        labels=rng.integers(1, vocab, (n, seq_len)).astype(np.uint8),
-                        puzzle_identifier=np.ones(n, dtype=np.int32), puzzle_index=np.arange(n, dtype=np.int32),
-                        group_index=np.arange(n, dtype=np.int32), source_names=["gen"],
-                        source_codes=np.zeros(n, dtype=np.int32))
+    rows = ExampleBatch(
+        inputs=rng.integers(1, vocab, (n, seq_len)).astype(np.uint8),
+        labels=rng.integers(1, vocab, (n, seq_len)).astype(np.uint8),
+        puzzle_identifier=np.ones(n, dtype=np.int32),
+        puzzle_index=np.arange(n, dtype=np.int32),
+        group_index=np.arange(n, dtype=np.int32),
+        source_names=["gen"],
+        source_codes=np.zeros(n, dtype=np.int32),
+    )
     data_dir = tmp_path / "tiny"
     with DatasetWriter(data_dir, seq_len=seq_len) as writer:
         writer.identifiers.append("only")
         writer.split("train").write(rows)
         writer.split("test").write(rows)
-        writer.commit({"name": "tiny", "task": "sudoku", "builder_version": "test", "params": {}, "seq_len": seq_len,
-                       "vocab_size": vocab, "vocab": [str(i) for i in range(vocab)], "grid_shape": (2, 3),
-                       "sources": []})
-    model_config = ModelConfig(hidden_size=16, num_heads=1, expansion=2.0, L_layers=1, H_cycles=1, L_cycles=1,
-                               puzzle_emb_ndim=16, puzzle_emb_len=1, halt_max_steps=2)
-    config = TRMConfig(model=model_config, data=DataConfig(name=str(data_dir)),
-                       train=TrainConfig(max_steps=1, global_batch_size=4, lr_warmup_steps=0, device="cpu"))
+        writer.commit(
+            {
+                "name": "tiny",
+                "task": "sudoku",
+                "builder_version": "test",
+                "params": {},
+                "seq_len": seq_len,
+                "vocab_size": vocab,
+                "vocab": [str(i) for i in range(vocab)],
+                "grid_shape": (2, 3),
+                "sources": [],
+            }
+        )
+    model_config = ModelConfig(
+        hidden_size=16,
+        num_heads=1,
+        expansion=2.0,
+        L_layers=1,
+        H_cycles=1,
+        L_cycles=1,
+        puzzle_emb_ndim=16,
+        puzzle_emb_len=1,
+        halt_max_steps=2,
+    )
+    config = TRMConfig(
+        model=model_config,
+        data=DataConfig(name=str(data_dir)),
+        train=TrainConfig(max_steps=1, global_batch_size=4, lr_warmup_steps=0, device="cpu"),
+    )
     trainer = Trainer(config, PuzzleDataset.open(data_dir, "train"))
     trainer.step()
     checkpoint = save_trainer(trainer, tmp_path / "run" / "step_1")
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(_app(), ["evaluate", str(checkpoint), "--batch-size", "4", "--out", str(out)])
+    result = CliRunner().invoke(app, ["evaluate", str(checkpoint), "--batch-size", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "eval.json").read_text())
     assert report["dataset"] == str(data_dir)

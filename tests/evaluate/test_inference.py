@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -28,26 +27,51 @@ def tiny_dataset(tmp_path_factory) -> PuzzleDataset:
 
     def batch(n: int) -> ExampleBatch:
         return ExampleBatch(
-            inputs=inputs[:n], labels=labels[:n], puzzle_identifier=(np.arange(n) % 3 + 1).astype(np.int32),
-            puzzle_index=np.arange(n, dtype=np.int32), group_index=np.arange(n, dtype=np.int32),
-            source_names=["gen"], source_codes=np.zeros(n, dtype=np.int32),
+            inputs=inputs[:n],
+            labels=labels[:n],
+            puzzle_identifier=(np.arange(n) % 3 + 1).astype(np.int32),
+            puzzle_index=np.arange(n, dtype=np.int32),
+            group_index=np.arange(n, dtype=np.int32),
+            source_names=["gen"],
+            source_codes=np.zeros(n, dtype=np.int32),
         )
 
     with DatasetWriter(out, seq_len=SEQ_LEN) as writer:
         writer.identifiers.extend(["a", "b", "c"])
         writer.split("train").write(batch(ROWS))
         writer.split("test").write(batch(ROWS))
-        writer.commit({"name": "tiny", "task": "sudoku", "builder_version": "test", "params": {}, "seq_len": SEQ_LEN,
-                       "vocab_size": VOCAB, "vocab": [str(i) for i in range(VOCAB)], "grid_shape": (4, 4),
-                       "sources": []})
+        writer.commit(
+            {
+                "name": "tiny",
+                "task": "sudoku",
+                "builder_version": "test",
+                "params": {},
+                "seq_len": SEQ_LEN,
+                "vocab_size": VOCAB,
+                "vocab": [str(i) for i in range(VOCAB)],
+                "grid_shape": (4, 4),
+                "sources": [],
+            }
+        )
     return PuzzleDataset.open(out, "test")
 
 
 def _model(ds: PuzzleDataset, seed: int = 0) -> TRM:
     torch.manual_seed(seed)
-    config = ModelConfig(seq_len=SEQ_LEN, vocab_size=VOCAB, num_puzzle_identifiers=ds.metadata.num_puzzle_identifiers,
-                         hidden_size=32, num_heads=2, expansion=2.0, L_layers=1, H_cycles=2, L_cycles=1,
-                         puzzle_emb_ndim=32, puzzle_emb_len=2, halt_max_steps=16)
+    config = ModelConfig(
+        seq_len=SEQ_LEN,
+        vocab_size=VOCAB,
+        num_puzzle_identifiers=ds.metadata.num_puzzle_identifiers,
+        hidden_size=32,
+        num_heads=2,
+        expansion=2.0,
+        L_layers=1,
+        H_cycles=2,
+        L_cycles=1,
+        puzzle_emb_ndim=32,
+        puzzle_emb_len=2,
+        halt_max_steps=16,
+    )
     return TRM(config)
 
 
@@ -120,8 +144,9 @@ def test_adaptive_stops_each_row_at_its_first_positive_q_halt(tiny_dataset) -> N
 
     fixed = evaluate(model, tiny_dataset, batch_size=4, mode="fixed")
     done: list[int] = []
-    adaptive = evaluate(model, tiny_dataset, batch_size=4, mode="adaptive", collect_predictions=True,
-                        on_rows_done=done.append)
+    adaptive = evaluate(
+        model, tiny_dataset, batch_size=4, mode="adaptive", collect_predictions=True, on_rows_done=done.append
+    )
     assert sum(done) == ROWS and len(done) > 1  # progress is reported as rows finish
     assert adaptive.steps_used.tolist() == expected_steps.tolist()
     expected_preds = preds[expected_steps - 1, torch.arange(ROWS)]

@@ -41,6 +41,7 @@ SECRET_LOOKING_KEYS = re.compile(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY", re.IGNOREC
 # Loading
 # ----------------------------------------------------------------------------------------------------------------
 
+
 @cache
 def dockerfile_instructions() -> tuple[tuple[int, str, str], ...]:
     """(line number, INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
@@ -168,8 +169,13 @@ def rendered_work_pool_job() -> dict[str, Any]:
     from prefect.utilities.templating import apply_values
 
     template = work_pool_template()
-    values = {**variable_defaults(template), "name": "retrain-smoke", "command": "prefect flow-run execute",
-              "env": {"PREFECT_API_URL": "http://prefect-server:4200/api"}, "labels": {}}
+    values = {
+        **variable_defaults(template),
+        "name": "retrain-smoke",
+        "command": "prefect flow-run execute",
+        "env": {"PREFECT_API_URL": "http://prefect-server:4200/api"},
+        "labels": {},
+    }
     job = apply_values(template["job_configuration"]["job_manifest"], values)
     assert "{{" not in json.dumps(job), f"{WORK_POOL}: placeholders left after rendering: {json.dumps(job)}"
     return job
@@ -202,6 +208,7 @@ def requests_gpu(container: dict[str, Any]) -> bool:
 # The CLI, as the manifests and docs use it
 # ----------------------------------------------------------------------------------------------------------------
 
+
 @cache
 def cli_root() -> Any:
     import typer.main
@@ -223,7 +230,7 @@ def resolve_cli(tokens: list[str]) -> tuple[list[str], Any, list[str]]:
     while is_group(command) and rest and not rest[0].startswith("-"):
         name = rest.pop(0)
         sub = command.commands.get(name)
-        assert sub is not None, f"`trm {' '.join(path + [name])}` does not exist; known: {sorted(command.commands)}"
+        assert sub is not None, f"`trm {' '.join([*path, name])}` does not exist; known: {sorted(command.commands)}"
         path.append(name)
         command = sub
     assert not is_group(command), f"`trm {' '.join(path)}` is a group, not a command"
@@ -242,8 +249,9 @@ def option_names(command: Any) -> set[str]:
 def cli_help(path: tuple[str, ...]) -> str:
     """`python -m trm PATH --help`, run for real: the entry point the image and every manifest use."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
-    done = subprocess.run([sys.executable, "-m", "trm", *path, "--help"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "trm", *path, "--help"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, f"`python -m trm {' '.join(path)} --help` failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -263,8 +271,9 @@ def check_trm_command(tokens: list[str], where: str, run_help: bool = True) -> t
         if token.startswith("--"):
             option = token.split("=", 1)[0]
             assert option in known, f"{where}: `trm {' '.join(path)}` has no option {option}; it has {sorted(known)}"
-            assert help_text is None or mentions_option(help_text, option), \
+            assert help_text is None or mentions_option(help_text, option), (
                 f"{where}: {option} missing from `python -m trm {' '.join(path)} --help`"
+            )
     return path, command, rest
 
 
@@ -291,6 +300,7 @@ def shell_snippets(markdown: str) -> str:
 # Every file parses
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def test_every_infra_file_parses_and_is_checked_here():
     seen = []
     for path in sorted(p for p in INFRA.rglob("*") if p.is_file()):
@@ -309,16 +319,37 @@ def test_every_infra_file_parses_and_is_checked_here():
         else:
             pytest.fail(f"{rel}: no static check knows this kind of file; add one to {Path(__file__).name}")
         seen.append(str(rel))
-    assert {"infra/Dockerfile", "infra/kuberay/raycluster.yaml", "infra/kuberay/rayjob.yaml",
-            "infra/prefect/k8s-work-pool.json"} <= set(seen)
+    assert {
+        "infra/Dockerfile",
+        "infra/kuberay/raycluster.yaml",
+        "infra/kuberay/rayjob.yaml",
+        "infra/prefect/k8s-work-pool.json",
+    } <= set(seen)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Dockerfile
 # ----------------------------------------------------------------------------------------------------------------
 
-KNOWN_INSTRUCTIONS = {"FROM", "ARG", "ENV", "RUN", "COPY", "ADD", "WORKDIR", "USER", "LABEL", "ENTRYPOINT", "CMD",
-                      "EXPOSE", "VOLUME", "SHELL", "HEALTHCHECK", "STOPSIGNAL", "ONBUILD"}
+KNOWN_INSTRUCTIONS = {
+    "FROM",
+    "ARG",
+    "ENV",
+    "RUN",
+    "COPY",
+    "ADD",
+    "WORKDIR",
+    "USER",
+    "LABEL",
+    "ENTRYPOINT",
+    "CMD",
+    "EXPOSE",
+    "VOLUME",
+    "SHELL",
+    "HEALTHCHECK",
+    "STOPSIGNAL",
+    "ONBUILD",
+}
 
 
 def test_dockerfile_stages_and_base_image():
@@ -391,14 +422,32 @@ def test_dockerfile_copies_exist_and_are_not_ignored():
             assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
             assert not ignore.match_file(source), f"COPY {source}: excluded by .dockerignore"
     assert any(copy_operands(a)[0] == "." for a in copies), "the project itself (COPY . .) is never copied"
-    needed = ["pyproject.toml", "requirements.lock", "dvc.yaml", "params.yaml", ".dvc/config", "trm/cli.py",
-              "trm/presets/smoke.yaml", "pipelines/__init__.py", "prefect.yaml", "scripts/install.sh"]
+    needed = [
+        "pyproject.toml",
+        "requirements.lock",
+        "dvc.yaml",
+        "params.yaml",
+        ".dvc/config",
+        "trm/cli/__init__.py",
+        "trm/presets/smoke.yaml",
+        "pipelines/__init__.py",
+        "prefect.yaml",
+        "scripts/install.sh",
+    ]
     needed += [str(p.relative_to(REPO)) for p in (REPO / "trm").rglob("*.py") if "__pycache__" not in p.parts]
     for rel in needed:
         assert (REPO / rel).exists(), f"{rel}: expected in the repository (the image needs it)"
         assert not ignore.match_file(rel), f"{rel}: needed at run time but excluded by .dockerignore"
-    for secret_or_bulk in [".dvc/config.local", ".git/config", ".venv/bin/python", "data/sudoku-4x4/train.parquet",
-                           "artifacts/models/x/1/manifest.json", "runs/smoke/state.json", ".env", ".dvc/cache/x"]:
+    for secret_or_bulk in [
+        ".dvc/config.local",
+        ".git/config",
+        ".venv/bin/python",
+        "data/sudoku-4x4/train.parquet",
+        "artifacts/models/x/1/manifest.json",
+        "runs/smoke/state.json",
+        ".env",
+        ".dvc/cache/x",
+    ]:
         assert ignore.match_file(secret_or_bulk), f"{secret_or_bulk}: must be excluded by .dockerignore"
 
 
@@ -419,6 +468,7 @@ def test_image_layout_matches_dvc_stage_deps():
 # ----------------------------------------------------------------------------------------------------------------
 # Images, Kubernetes objects, KubeRay
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def test_every_image_is_one_the_dockerfile_builds():
     version = pyproject()["project"]["version"]
@@ -582,8 +632,9 @@ def test_flow_commands_in_docs_exist():
         calls.setdefault(module, set()).update(re.findall(r"(?<=\s)(--[a-z][a-z-]*)", rest))
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     for module, options in calls.items():
-        done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--help"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, f"`python -m {module} --help` failed:\n{done.stderr[-2000:]}"
         for option in options:
             assert mentions_option(done.stdout, option), f"`python -m {module}` has no option {option} (README/docs)"
@@ -592,6 +643,7 @@ def test_flow_commands_in_docs_exist():
 # ----------------------------------------------------------------------------------------------------------------
 # Prefect: the Kubernetes work pool and the deployments
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def test_work_pool_template_is_accepted_by_prefect():
     from jsonschema import Draft202012Validator
@@ -655,8 +707,9 @@ def test_prefect_deployments_point_at_real_flows_presets_and_datasets():
         if "preset" in parameters:
             assert parameters["preset"] in presets, f"deployment {name}: unknown preset {parameters['preset']}"
         if "dataset" in parameters:
-            assert parameters["dataset"] in stages, \
+            assert parameters["dataset"] in stages, (
                 f"deployment {name}: dataset {parameters['dataset']} has no DVC stage"
+            )
 
 
 def test_deploy_doc_uses_real_prefect_options():
@@ -664,16 +717,19 @@ def test_deploy_doc_uses_real_prefect_options():
     text = shell_snippets(DEPLOY_DOC.read_text())
     assert "--base-job-template infra/prefect/k8s-work-pool.json" in text
     text = re.sub(r"\\\n\s*", " ", text)  # join continued lines
-    commands = {("work-pool", "create"): re.findall(r"prefect (?:--no-prompt )?work-pool create .*", text),
-                ("deploy",): re.findall(r"(?:prefect|--no-prompt) deploy .*", text),
-                ("deployment", "run"): re.findall(r"prefect deployment run .*", text)}
+    commands = {
+        ("work-pool", "create"): re.findall(r"prefect (?:--no-prompt )?work-pool create .*", text),
+        ("deploy",): re.findall(r"(?:prefect|--no-prompt) deploy .*", text),
+        ("deployment", "run"): re.findall(r"prefect deployment run .*", text),
+    }
     helps = prefect_help(list(commands))
     for sub, lines in commands.items():
         assert lines, f"{DEPLOY_DOC}: no `prefect {' '.join(sub)}` command"
         for line in lines:
             for option in re.findall(r"(?<=\s)(--[a-z][a-z-]*)", line):
-                assert mentions_option(helps[sub], option), \
+                assert mentions_option(helps[sub], option), (
                     f"`prefect {' '.join(sub)}` has no option {option} (docs/deploy.md)"
+                )
 
 
 PREFECT_HELP_SCRIPT = """
@@ -696,8 +752,13 @@ print(json.dumps(out))
 def prefect_help(commands: list[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
     """`prefect <cmd> --help` of the installed Prefect for several commands in ONE interpreter (~2 s, not ~5 s each)."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    done = subprocess.run([sys.executable, "-c", PREFECT_HELP_SCRIPT, json.dumps([list(c) for c in commands])],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PREFECT_HELP_SCRIPT, json.dumps([list(c) for c in commands])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     helps = json.loads(done.stdout.strip().splitlines()[-1])
     for command in commands:

@@ -11,19 +11,19 @@ from trm.model import ModelConfig
 
 torch.set_num_threads(1)
 
-TINY = dict(
-    seq_len=12,
-    vocab_size=7,
-    num_puzzle_identifiers=5,
-    hidden_size=32,
-    num_heads=4,
-    L_layers=2,
-    H_cycles=2,
-    L_cycles=3,
-    puzzle_emb_ndim=32,
-    puzzle_emb_len=4,
-    halt_max_steps=4,
-)
+TINY: dict[str, object] = {
+    "seq_len": 12,
+    "vocab_size": 7,
+    "num_puzzle_identifiers": 5,
+    "hidden_size": 32,
+    "num_heads": 4,
+    "L_layers": 2,
+    "H_cycles": 2,
+    "L_cycles": 3,
+    "puzzle_emb_ndim": 32,
+    "puzzle_emb_len": 4,
+    "halt_max_steps": 4,
+}
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""ACT wrapper and carry semantics (spec §2.1): resets, data replacement, halting rules, exploration RNG."""
+"""ACT wrapper and carry semantics (docs/reference.md §2.1): resets, data replacement, halting, exploration RNG."""
 
 from __future__ import annotations
 
@@ -141,10 +141,10 @@ def test_two_ranks_with_half_batches_draw_like_one_rank(tiny_config, make_batch)
     batch = make_batch(single.config, 16)
     halves = [{k: v[:8] for k, v in batch.items()}, {k: v[8:] for k, v in batch.items()}]
     carry = single.initial_carry(batch)
-    carries = [m.initial_carry(h) for m, h in zip(ranks, halves)]
+    carries = [m.initial_carry(h) for m, h in zip(ranks, halves, strict=True)]
     for _ in range(4):
         carry, out = single(carry, batch)
-        results = [m(c, h) for m, c, h in zip(ranks, carries, halves)]
+        results = [m(c, h) for m, c, h in zip(ranks, carries, halves, strict=True)]
         carries = [c for c, _ in results]
         assert torch.equal(carry.halted, torch.cat([c.halted for c in carries]))
         assert torch.allclose(out["logits"], torch.cat([o["logits"] for _, o in results]), atol=1e-5)

@@ -32,8 +32,18 @@ def test_flops_match_torch_counter(tiny_config, make_batch, overrides: dict) -> 
 
 
 def test_paper_sudoku_mlp_scale(tiny_config) -> None:
-    config = tiny_config(hidden_size=512, num_heads=8, seq_len=81, vocab_size=11, puzzle_emb_ndim=512,
-                         puzzle_emb_len=16, mlp_t=True, pos_encodings="none", H_cycles=3, L_cycles=6)
+    config = tiny_config(
+        hidden_size=512,
+        num_heads=8,
+        seq_len=81,
+        vocab_size=11,
+        puzzle_emb_ndim=512,
+        puzzle_emb_len=16,
+        mlp_t=True,
+        pos_encodings="none",
+        H_cycles=3,
+        L_cycles=6,
+    )
     flops = supervision_step_flops(config)
     assert flops.net_call == 2 * (512 * (2 * 97 * 1024 + 2 * 512 * 97) + 97 * (2 * 512 * 3072 + 2 * 1536 * 512))
     assert flops.forward == 21 * flops.net_call + flops.heads

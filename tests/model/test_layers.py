@@ -34,7 +34,7 @@ def test_rope_keeps_norms_and_depends_only_on_relative_position() -> None:
     k = torch.randn(1, 1, 1, 8).expand(1, 10, 1, 8).contiguous()
     q_rot, k_rot = apply_rotary(q, k, cos, sin)
     assert torch.allclose(q_rot.norm(dim=-1), q.norm(dim=-1), atol=1e-5)
-    scores = (q_rot[0, :, 0] @ k_rot[0, :, 0].T)
+    scores = q_rot[0, :, 0] @ k_rot[0, :, 0].T
     assert torch.allclose(scores[2, 5], scores[4, 7], atol=1e-5)  # same offset, same score
     assert torch.allclose(q_rot[0, 0], q[0, 0])  # position 0 is not rotated
 

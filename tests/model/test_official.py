@@ -20,8 +20,14 @@ from trm.model.official import (
 
 
 def official_state_dict(
-    vocab: int, total_len: int, num_ids: int, layers: int = 2, hidden: int = 512, mlp_t: bool = False,
-    learned: bool = False, compiled: bool = True,
+    vocab: int,
+    total_len: int,
+    num_ids: int,
+    layers: int = 2,
+    hidden: int = 512,
+    mlp_t: bool = False,
+    learned: bool = False,
+    compiled: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Random tensors under the official names and shapes (bf16 H_init/L_init like a GPU checkpoint)."""
     inner_width = 1536 if hidden == 512 else None
@@ -103,7 +109,7 @@ def test_files_load_from_torch_and_safetensors(tmp_path) -> None:
     torch.save(official, tmp_path / "step_100")
     save_file(official, str(tmp_path / "step_100.safetensors"))
     for path in (tmp_path / "step_100", tmp_path / "step_100.safetensors"):
-        model, config = import_official(path, ModelConfig(seq_len=900))
+        model, _config = import_official(path, ModelConfig(seq_len=900))
         assert count_trainable_parameters(model) == 6_822_914
     torch.save({"weights": [1, 2]}, tmp_path / "not_a_state_dict.pt")
     with pytest.raises(OfficialCheckpointError, match="not_a_state_dict"):
@@ -115,10 +121,10 @@ def test_clear_errors() -> None:
     with pytest.raises(OfficialCheckpointError, match="seq_len"):
         import_official(official)  # RoPE: the weights do not reveal seq_len
     missing = {k: v for k, v in official.items() if not k.endswith("layers.1.mlp.down_proj.weight")}
-    with pytest.raises(OfficialCheckpointError, match="layers.1.mlp.down_proj.weight"):
+    with pytest.raises(OfficialCheckpointError, match=r"layers\.1\.mlp\.down_proj\.weight"):
         import_official(missing, ModelConfig(seq_len=81))
     foreign = {**official, "_orig_mod.model.head.weight": torch.zeros(1)}
-    with pytest.raises(OfficialCheckpointError, match="head.weight"):
+    with pytest.raises(OfficialCheckpointError, match=r"head\.weight"):
         import_official(foreign, ModelConfig(seq_len=81))
     corrupt = {**official, "_orig_mod.model.inner.L_level.layers.1.self_attn.o_proj.weight": torch.zeros(512, 256)}
     with pytest.raises(OfficialCheckpointError, match=r"layers.1.self_attn.o_proj.weight: shape \(512, 256\)"):

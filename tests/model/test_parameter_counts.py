@@ -1,4 +1,4 @@
-"""Trainable parameter counts of the paper configurations must equal the official code's (spec §1.7)."""
+"""Trainable parameter counts of the paper configurations equal the official code's (docs/reference.md §1.7)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import torch
 from trm.model import TRM, ModelConfig, count_trainable_parameters
 
 PAPER_CONFIGS = {
-    "sudoku-att": (dict(vocab_size=11, seq_len=81, L_cycles=6), 6_828_034),
-    "sudoku-mlp": (dict(vocab_size=11, seq_len=81, L_cycles=6, mlp_t=True, pos_encodings="none"), 5_028_866),
-    "maze-att": (dict(vocab_size=6, seq_len=900), 6_822_914),
-    "arc-att": (dict(vocab_size=12, seq_len=900), 6_829_058),
+    "sudoku-att": ({"vocab_size": 11, "seq_len": 81, "L_cycles": 6}, 6_828_034),
+    "sudoku-mlp": (
+        {"vocab_size": 11, "seq_len": 81, "L_cycles": 6, "mlp_t": True, "pos_encodings": "none"},
+        5_028_866,
+    ),
+    "maze-att": ({"vocab_size": 6, "seq_len": 900}, 6_822_914),
+    "arc-att": ({"vocab_size": 12, "seq_len": 900}, 6_829_058),
 }
 
 

@@ -1,4 +1,4 @@
-"""One supervision step: T-1 processes without grad then one with grad; carry detached (spec §1.2)."""
+"""One supervision step: T-1 processes without grad then one with grad; carry detached (docs/reference.md §1.2)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline_services import PrefectServer, copy_project, running_prefect_server  # noqa: E402
+from pipeline_services import PrefectServer, copy_project, running_prefect_server
 
 
 @pytest.fixture(scope="session")
@@ -21,5 +21,3 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 @pytest.fixture(scope="module")
 def project_copy(tmp_path_factory: pytest.TempPathFactory, shared_datasets: Path) -> Path:
     return copy_project(tmp_path_factory.mktemp("project"), shared_datasets)
-
-

@@ -3,6 +3,7 @@ process worker) and a throw-away copy of the project, so `dvc repro` and the flo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,8 +12,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +34,11 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}
     env.update(
         PATH=f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false", DVC_NO_ANALYTICS="1", RAY_AUTH_MODE="disabled",
-        RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DVC_NO_ANALYTICS="1",
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONUNBUFFERED="1",
     )
     env.update(extra)
     return env
@@ -48,10 +52,8 @@ def stop_group(process: subprocess.Popen, sig: int, grace_s: float = 30.0) -> No
         os.killpg(process.pid, sig)
         process.wait(timeout=grace_s)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=10)
 
 
@@ -62,10 +64,17 @@ class PrefectServer:
     log: Path
     env: dict[str, str] = field(default_factory=dict)
 
-    def cli(self, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180,
-            check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([PYTHON, "-m", "prefect", *args], cwd=cwd, env=env or self.env, capture_output=True,
-                              text=True, timeout=timeout)
+    def cli(
+        self, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [PYTHON, "-m", "prefect", *args],
+            cwd=cwd,
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check:
             output = f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
             assert done.returncode == 0, f"prefect {' '.join(args)} failed ({done.returncode}):\n{output}"
@@ -80,9 +89,14 @@ def running_prefect_server(home: Path) -> Iterator[PrefectServer]:
     env = base_env(PREFECT_HOME=str(home), PREFECT_API_URL=api_url)
     log = home / "server.log"
     with open(log, "w") as out:
-        process = subprocess.Popen([PYTHON, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                                    str(port)], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   cwd=home)
+        process = subprocess.Popen(
+            [PYTHON, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=home,
+        )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
@@ -93,8 +107,9 @@ def running_prefect_server(home: Path) -> Iterator[PrefectServer]:
                         break
             except OSError:
                 pass
-            assert time.monotonic() < deadline, f"prefect server not healthy in {SERVER_START_TIMEOUT_S}s:\n" \
-                                                f"{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, (
+                f"prefect server not healthy in {SERVER_START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}"
+            )
             time.sleep(0.5)
         yield PrefectServer(api_url=api_url, home=home, log=log, env=env)
     finally:
@@ -111,10 +126,8 @@ def drain_prefect_clients(timeout_s: float = 15.0) -> None:
     from prefect.logging.handlers import APILogWorker
 
     for worker in (APILogWorker, EventsWorker):
-        try:
+        with contextlib.suppress(Exception):  # best effort at teardown
             worker.drain_all(timeout=timeout_s)
-        except Exception:  # noqa: BLE001 - best effort at teardown
-            pass
 
 
 def copy_project(dest_root: Path, shared_datasets: Path) -> Path:
@@ -123,8 +136,9 @@ def copy_project(dest_root: Path, shared_datasets: Path) -> Path:
     repo = dest_root / "repo"
     (dest_root / "shared").mkdir(parents=True)
     (dest_root / "shared" / "datasets").symlink_to(shared_datasets, target_is_directory=True)
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.splitlines()
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     for name in listed:
         if name.startswith(("tests/", "bench/")) or not (REPO / name).is_file():
             continue
@@ -134,8 +148,13 @@ def copy_project(dest_root: Path, shared_datasets: Path) -> Path:
     # numba's on-disk cache for the puzzle generators lives in __pycache__: reuse it instead of recompiling
     for cache in (REPO / "trm").rglob("__pycache__"):
         shutil.copytree(cache, repo / cache.relative_to(REPO), dirs_exist_ok=True)
-    git_env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-               "GIT_COMMITTER_EMAIL": "t@t"}
+    git_env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "project copy for tests"]):
         subprocess.run(["git", *args], cwd=repo, env=git_env, check=True, capture_output=True, timeout=60)
     return repo
@@ -154,6 +173,12 @@ def start_worker(server: PrefectServer, cwd: Path, env: dict[str, str], pool: st
     """A process worker polling every second; its own session so SIGINT reaches it (and only it) at teardown."""
     log = cwd.parent / "worker.log"
     with open(log, "w") as out:
-        process = subprocess.Popen([PYTHON, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
-                                   cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [PYTHON, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Worker(process, log)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline_services import PrefectServer, free_port  # noqa: E402
+from pipeline_services import PrefectServer, free_port
 
 pytestmark = pytest.mark.timeout(300)
 SECRET = "h9-secret-key-never-logged"
@@ -35,26 +35,35 @@ def task_runs_of(server: PrefectServer, flow_run_id) -> list:
 
 
 def test_unreachable_store_is_retried_then_fails_with_a_clear_error(
-        prefect_server: PrefectServer, tiny_export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_server: PrefectServer, tiny_export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from pipelines.publish import publish
+    from trm.store import PublishRequest
 
     port = free_port()  # nothing listens there
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("TRM_STORE_RETRIES", "2")  # the store's own quick retries, per attempt
-    monkeypatch.setenv("TRM_STORE_RETRY_BACKOFF", "0.05")
+    monkeypatch.setenv("TRM_STORE_RETRIES", "2")  # botocore's quick retries of each request, per task attempt
     with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
-        state = publish(str(tiny_export), "tiny", store_url="s3://trm-down/models", retries=2, retry_delay_s=0.2,
-                        return_state=True)
+        state = publish(
+            PublishRequest(name="tiny", model_dir=tiny_export),
+            store_url="s3://trm-down/models",
+            retries=2,
+            retry_delay_s=0.2,
+            return_state=True,
+        )
         assert state.is_failed()
         message = state.message or ""
         assert "StoreUnavailableError" in message and "unreachable" in message, message
-        assert "s3://trm-down/models" in message and SECRET not in message
-        runs = [r for r in task_runs_of(prefect_server, state.state_details.flow_run_id)
-                if r.name.startswith("publish_model")]
+        assert "s3://trm-down/models" in message and "failed after 2 attempts" in message and SECRET not in message
+        runs = [
+            r
+            for r in task_runs_of(prefect_server, state.state_details.flow_run_id)
+            if r.name.startswith("publish_model")
+        ]
     assert len(runs) == 1
     assert runs[0].run_count == 3  # first attempt + 2 retries
     assert runs[0].state.is_failed()
@@ -64,12 +73,21 @@ def test_refused_publish_is_not_retried(prefect_server: PrefectServer, tiny_expo
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from pipelines.publish import publish
+    from trm.store import PublishRequest
 
     with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
-        state = publish(str(tiny_export), "../escape", store_url=str(tmp_path / "store"), retries=3,
-                        retry_delay_s=5.0, return_state=True)
+        state = publish(
+            PublishRequest(name="../escape", model_dir=tiny_export),
+            store_url=str(tmp_path / "store"),
+            retries=3,
+            retry_delay_s=5.0,
+            return_state=True,
+        )
         assert state.is_failed() and "InvalidNameError" in (state.message or ""), state.message
-        runs = [r for r in task_runs_of(prefect_server, state.state_details.flow_run_id)
-                if r.name.startswith("publish_model")]
+        runs = [
+            r
+            for r in task_runs_of(prefect_server, state.state_details.flow_run_id)
+            if r.name.startswith("publish_model")
+        ]
     assert len(runs) == 1 and runs[0].run_count == 1  # a retry would have waited 5 s and counted 2
     assert not (tmp_path / "store" / "models").exists() or not any((tmp_path / "store" / "models").iterdir())

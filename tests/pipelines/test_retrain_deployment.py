@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline_services import PrefectServer, base_env, start_worker, stop_group  # noqa: E402
+from pipeline_services import PrefectServer, base_env, start_worker, stop_group
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -28,14 +28,21 @@ MODEL = "smoke"
 STAGE = "sudoku-4x4"
 OVERRIDES = ["train.max_steps=600"]
 # What may differ between two runs of the same deployment: the names that identify each run, nothing else.
-RUN_IDENTITY_KEYS = {"ray_run_name", "config.run.name", "extra.prefect_flow_run",
-                     "files.config.json.sha256"}  # config.json differs exactly by run.name (checked by the diff)
+RUN_IDENTITY_KEYS = {
+    "ray_run_name",
+    "config.run.name",
+    "extra.prefect_flow_run",
+    "files.config.json.sha256",
+}  # config.json differs exactly by run.name (checked by the diff)
 
 
 def data_fingerprint(folder: Path) -> dict[str, tuple[str, int]]:
     """sha256 and mtime (ns) of every file of a built dataset: equal mtimes = DVC did not rewrite anything."""
-    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.iterdir()) if p.is_file()}
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
 
 
 @dataclass
@@ -50,11 +57,21 @@ class SmokeRuns:
 
 
 def run_deployment(server: PrefectServer, repo: Path, parameters: dict[str, Any], worker) -> str:
-    done = server.cli("deployment", "run", f"retrain/{MODEL}", "--params", json.dumps(parameters), "--watch",
-                      cwd=repo, timeout=900, check=False)
+    done = server.cli(
+        "deployment",
+        "run",
+        f"retrain/{MODEL}",
+        "--params",
+        json.dumps(parameters),
+        "--watch",
+        cwd=repo,
+        timeout=900,
+        check=False,
+    )
     output = done.stdout + done.stderr
-    assert done.returncode == 0 and "Completed" in output, \
+    assert done.returncode == 0 and "Completed" in output, (
         f"deployment run failed ({done.returncode}):\n{output[-4000:]}\n--- worker ---\n{worker.output()}"
+    )
     return output
 
 
@@ -66,9 +83,13 @@ def smoke_runs(prefect_server: PrefectServer, project_copy: Path, s3_server) -> 
     deployed = server.cli("--no-prompt", "deploy", "--all", cwd=repo, timeout=300)
     bucket = s3_server.new_bucket()
     store_url = f"s3://{bucket}/trm"
-    worker_env = base_env(PREFECT_HOME=str(server.home), PREFECT_API_URL=server.api_url,
-                          PREFECT_WORKER_QUERY_SECONDS="1", TRM_DATASETS=str(repo.parent / "shared" / "datasets"),
-                          **s3_server.env())
+    worker_env = base_env(
+        PREFECT_HOME=str(server.home),
+        PREFECT_API_URL=server.api_url,
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        TRM_DATASETS=str(repo.parent / "shared" / "datasets"),
+        **s3_server.env(),
+    )
     worker = start_worker(server, repo, worker_env)
     try:
         # half the smoke preset's steps keeps the two runs inside the test budget; it still learns (checked below)
@@ -157,13 +178,12 @@ def test_each_run_leaves_metrics_curve_and_model_link_artifacts(smoke_runs: Smok
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     keys = [f"{MODEL}-metrics", f"{MODEL}-training-curve", f"{MODEL}-model"]
-    with temporary_settings({PREFECT_API_URL: smoke_runs.server.api_url}):
-        with get_client(sync_client=True) as client:
-            artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    with temporary_settings({PREFECT_API_URL: smoke_runs.server.api_url}), get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
     by_key: dict[str, list] = {}
     for artifact in artifacts:
         by_key.setdefault(artifact.key, []).append(artifact)
-    assert {k: len(v) for k, v in by_key.items()} == {k: 2 for k in keys}  # one of each per run
+    assert {k: len(v) for k, v in by_key.items()} == dict.fromkeys(keys, 2)  # one of each per run
     tables = sorted(str(a.data) for a in by_key[f"{MODEL}-metrics"])
     md5 = smoke_runs.summaries[0]["data"]["md5"]
     assert all(md5 in table and "fixed/exact_accuracy" in table for table in tables)
@@ -171,4 +191,5 @@ def test_each_run_leaves_metrics_curve_and_model_link_artifacts(smoke_runs: Smok
     assert all("data:image/png;base64," in str(a.data) for a in by_key[f"{MODEL}-training-curve"])
     links = {str(a.data) for a in by_key[f"{MODEL}-model"]}
     assert {f"{smoke_runs.store_url}/models/{MODEL}/{v}/README.md" for v in (1, 2)} <= {
-        link.split("](")[-1].rstrip(")") if "](" in link else link for link in links}
+        link.split("](")[-1].rstrip(")") if "](" in link else link for link in links
+    }

@@ -20,12 +20,15 @@ def make_export(folder: Path, seed: int = 0, steps: int = 20) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     save_file(
-        {"inner.embed.weight": rng.standard_normal((11, 16)).astype(np.float32),
-         "inner.lm_head.weight": rng.standard_normal((11, 16)).astype(np.float32)},
+        {
+            "inner.embed.weight": rng.standard_normal((11, 16)).astype(np.float32),
+            "inner.lm_head.weight": rng.standard_normal((11, 16)).astype(np.float32),
+        },
         str(folder / "model.safetensors"),
     )
-    (folder / "config.json").write_text(json.dumps({"model": {"hidden_size": 16, "vocab_size": 11},
-                                                    "train": {"lr": 1e-4, "seed": seed}}))
+    (folder / "config.json").write_text(
+        json.dumps({"model": {"hidden_size": 16, "vocab_size": 11}, "train": {"lr": 1e-4, "seed": seed}})
+    )
     with open(folder / "metrics.jsonl", "w") as handle:
         for step in range(1, steps + 1):
             handle.write(json.dumps({"kind": "train", "step": step, "lm_loss": 2.0 / step, "lr": 1e-4}) + "\n")

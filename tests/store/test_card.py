@@ -12,18 +12,34 @@ from trm.store.card import curve_panels, read_metrics_log, render_training_curve
 
 def test_series_grouped_by_kind_and_step(tmp_path: Path) -> None:
     log = tmp_path / "metrics.jsonl"
-    log.write_text("\n".join(json.dumps(r) for r in [
-        {"kind": "info", "step": 0, "num_params": 131970, "world_size": 1},
-        {"kind": "train", "step": 10, "time": 1.0, "lm_loss": 1.5, "lr": 0.1, "count": 64.0, "halt": {"steps": 3}},
-        {"kind": "train", "step": 20, "time": 2.0, "lm_loss": "nan", "exact_accuracy": 0.5},
-        {"kind": "train", "step": 30, "count": 0, "exact_accuracy": 0.0},  # no halted rows: accuracy undefined
-        {"kind": "eval", "mode": "fixed", "step": 20, "exact_accuracy": 0.25, "per_step": [{"step": 1}]},
-    ]) + "\n\n")
+    log.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"kind": "info", "step": 0, "num_params": 131970, "world_size": 1},
+                {
+                    "kind": "train",
+                    "step": 10,
+                    "time": 1.0,
+                    "lm_loss": 1.5,
+                    "lr": 0.1,
+                    "count": 64.0,
+                    "halt": {"steps": 3},
+                },
+                {"kind": "train", "step": 20, "time": 2.0, "lm_loss": "nan", "exact_accuracy": 0.5},
+                {"kind": "train", "step": 30, "count": 0, "exact_accuracy": 0.0},  # no halted rows: accuracy undefined
+                {"kind": "eval", "mode": "fixed", "step": 20, "exact_accuracy": 0.25, "per_step": [{"step": 1}]},
+            ]
+        )
+        + "\n\n"
+    )
     series = read_metrics_log(log)
     assert series == {
-        "info/num_params": [(0.0, 131970.0)], "train/lm_loss": [(10.0, 1.5)],
+        "info/num_params": [(0.0, 131970.0)],
+        "train/lm_loss": [(10.0, 1.5)],
         "train/count": [(10.0, 64.0), (30.0, 0.0)],
-        "train/halt/steps": [(10.0, 3.0)], "train/exact_accuracy": [(20.0, 0.5)],
+        "train/halt/steps": [(10.0, 3.0)],
+        "train/exact_accuracy": [(20.0, 0.5)],
         "eval/fixed/exact_accuracy": [(20.0, 0.25)],
     }
     losses, accuracies = curve_panels(series)
@@ -38,6 +54,6 @@ def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
     log.write_text('{"step": 1, "loss": 1}\n{"step": 2, "loss":\n')
     with pytest.raises(ValueError, match=r"metrics\.jsonl:2: not a JSON object"):
         read_metrics_log(log)
-    log.write_text('[1, 2]\n')
+    log.write_text("[1, 2]\n")
     with pytest.raises(ValueError, match=r"metrics\.jsonl:1: expected a JSON object, got list"):
         read_metrics_log(log)

@@ -10,12 +10,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
-from trm.store import ModelStore
-from trm.store.registry import TEST_PAUSE_ENV
+from trm.store import ModelStore, PublishRequest
 
 from .conftest import make_export
+from .publish_with_pauses import pause_after_each_upload
+
+DRIVER = Path(__file__).with_name("publish_with_pauses.py")
 
 
 def _wait_for(predicate, timeout: float, what: str, process: subprocess.Popen) -> None:
@@ -24,22 +24,25 @@ def _wait_for(predicate, timeout: float, what: str, process: subprocess.Popen) -
         if predicate():
             return
         if process.poll() is not None:
-            raise AssertionError(f"publisher exited early ({process.returncode}) before {what}: "
-                                 f"{process.stderr.read().decode() if process.stderr else ''}")
+            raise AssertionError(
+                f"publisher exited early ({process.returncode}) before {what}: "
+                f"{process.stderr.read().decode() if process.stderr else ''}"
+            )
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_killed_publish_leaves_no_version(store_url: str, exported: Path, tmp_path: Path) -> None:
     store = ModelStore.open(store_url)
-    store.publish("victim", exported)  # version 1 exists and must survive untouched
+    store.publish(PublishRequest(name="victim", model_dir=exported))  # version 1 exists and must survive untouched
     version_dir = store.location.join("models", "victim", "2")
     fs = store.location.fs
-    env = {**os.environ, TEST_PAUSE_ENV: "60"}  # sleep 60 s after each uploaded file: the kill lands in a pause
+    # the real publish in another process, sleeping 60 s after each uploaded file: the kill lands in a pause
     process = subprocess.Popen(
-        [sys.executable, "-c", "from trm.store.cli import models_app; models_app()",
-         "publish", "victim", str(make_export(tmp_path / "v2", seed=2)), "--store", store_url],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, str(DRIVER), store_url, "victim", str(make_export(tmp_path / "v2", seed=2)), "60"],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         _wait_for(lambda: fs.exists(f"{version_dir}/model.safetensors"), 60, "the first file of version 2", process)
@@ -57,7 +60,7 @@ def test_killed_publish_leaves_no_version(store_url: str, exported: Path, tmp_pa
     assert fresh.aliases("victim") == {"latest": 1}
     assert fresh.resolve("victim") == 1
 
-    redo = fresh.publish("victim", make_export(tmp_path / "v3", seed=4))
+    redo = fresh.publish(PublishRequest(name="victim", model_dir=make_export(tmp_path / "v3", seed=4)))
     assert redo.version == 3  # the killed publisher still holds a fresh claim on 2: never write into it
     assert fresh.versions("victim") == [1, 3] and fresh.aliases("victim") == {"latest": 3}
     _, folder = fresh.download("victim:3", tmp_path / "dl")
@@ -67,23 +70,23 @@ def test_killed_publish_leaves_no_version(store_url: str, exported: Path, tmp_pa
 
     # once the claim is stale (here: any age) the abandoned folder is removed by the next publish
     patient = ModelStore.open(store_url, stale_after_s=0)
-    assert patient.publish("victim", exported).version == 4
+    assert patient.publish(PublishRequest(name="victim", model_dir=exported)).version == 4
     assert not fs.exists(version_dir + "/model.safetensors")
     assert patient.versions("victim") == [1, 3, 4]
 
 
-def test_concurrent_publishers_get_distinct_versions(store_url: str, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_PAUSE_ENV, "0.05")  # make the uploads of both publishers overlap
+def test_concurrent_publishers_get_distinct_versions(store_url: str, tmp_path: Path) -> None:
     exports = [make_export(tmp_path / f"e{i}", seed=i) for i in range(3)]
     store = ModelStore.open(store_url)
-    with ThreadPoolExecutor(3) as pool:
-        versions = sorted(m.version for m in pool.map(lambda e: store.publish("race", e), exports))
+    with pause_after_each_upload(0.05), ThreadPoolExecutor(3) as pool:  # the publishers' uploads overlap
+        versions = sorted(
+            m.version for m in pool.map(lambda e: store.publish(PublishRequest(name="race", model_dir=e)), exports)
+        )
     assert versions == [1, 2, 3]
     assert store.aliases("race") == {"latest": 3}
     weights = set()
     for version in versions:
-        manifest, folder = store.download(f"race:{version}", tmp_path / f"dl{version}")  # every version verifies
+        manifest, _ = store.download(f"race:{version}", tmp_path / f"dl{version}")  # every version verifies
         weights.add(manifest.files["model.safetensors"].sha256)
     assert len(weights) == 3
 
@@ -98,6 +101,6 @@ def test_leftovers_are_invisible_and_cleaned(store_url: str, exported: Path) -> 
     for name in ("model.safetensors", "config.json", "metrics.json", "training_curve.png", "README.md", "junk.bin"):
         fs.pipe_file(f"{leftovers}/{name}", b"partial")
     assert store.versions("half") == [] and store.names() == [] and store.list() == []
-    assert store.publish("half", exported).version == 1
+    assert store.publish(PublishRequest(name="half", model_dir=exported)).version == 1
     assert not fs.exists(f"{leftovers}/junk.bin")
     assert store.versions("half") == [1]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from trm.store import ModelStore, diff_manifests
-from trm.store.cli import models_app
+from trm.cli.models import models_app
+from trm.store import ModelStore, PublishRequest, diff_manifests
 from trm.store.lineage import LineageError, collect_git, read_dvc_lock
 
 from .conftest import make_export
@@ -41,20 +41,29 @@ def _fake_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     (repo / "data" / "sudoku-4x4").mkdir(parents=True)
     (repo / "dvc.lock").write_text(DVC_LOCK)
-    (repo / "data" / "sudoku-4x4" / "metadata.json").write_text(json.dumps({"name": "sudoku-4x4", "task": "sudoku",
-                                                                            "seq_len": 16, "vocab_size": 6}))
+    (repo / "data" / "sudoku-4x4" / "metadata.json").write_text(
+        json.dumps({"name": "sudoku-4x4", "task": "sudoku", "seq_len": 16, "vocab_size": 6})
+    )
     return repo
 
 
 def test_manifest_records_dvc_and_dataset_outside_git(tmp_path: Path, exported: Path) -> None:
     repo = _fake_repo(tmp_path)
     store = ModelStore.open(tmp_path / "store")
-    manifest = store.publish("lineage", exported, repo_dir=repo, dvc_stage="sudoku-4x4",
-                             dataset_dir=repo / "data" / "sudoku-4x4")
+    manifest = store.publish(
+        PublishRequest(
+            name="lineage",
+            model_dir=exported,
+            repo_dir=repo,
+            dvc_stage="sudoku-4x4",
+            dataset_dir=repo / "data" / "sudoku-4x4",
+        )
+    )
     assert manifest.git.commit is None and manifest.git.dirty is None  # not a checkout: recorded as unknown
     assert manifest.data is not None and manifest.data.stage == "sudoku-4x4"
     assert [(o.path, o.md5, o.nfiles) for o in manifest.data.outs] == [
-        ("data/sudoku-4x4", "9a8b7c6d5e4f30211203f4e5d6c7b8a9.dir", 4)]
+        ("data/sudoku-4x4", "9a8b7c6d5e4f30211203f4e5d6c7b8a9.dir", 4)
+    ]
     assert manifest.data.deps[0].md5 == "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
     assert manifest.data.params == {"params.yaml": {"sudoku-4x4.seed": 7}}
     assert manifest.dataset_metadata == {"name": "sudoku-4x4", "task": "sudoku", "seq_len": 16, "vocab_size": 6}
@@ -67,9 +76,11 @@ def test_missing_stage_is_an_error_and_writes_nothing(tmp_path: Path, exported: 
     repo = _fake_repo(tmp_path)
     expected = r"dvc\.lock: stage 'maze-small' not found; stages present: \['sudoku-4x4'\]"
     with pytest.raises(LineageError, match=expected):
-        ModelStore.open(tmp_path / "store").publish("x", exported, repo_dir=repo, dvc_stage="maze-small")
+        ModelStore.open(tmp_path / "store").publish(
+            PublishRequest(name="x", model_dir=exported, repo_dir=repo, dvc_stage="maze-small")
+        )
     assert not (tmp_path / "store").exists()
-    with pytest.raises(LineageError, match="no dvc.lock"):
+    with pytest.raises(LineageError, match=r"no dvc\.lock"):
         read_dvc_lock(tmp_path / "nowhere" / "dvc.lock", "sudoku-4x4")
 
 
@@ -91,10 +102,21 @@ def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:
 def test_diff_explains_why_versions_differ(tmp_path: Path) -> None:
     repo = _fake_repo(tmp_path)
     store = ModelStore.open(tmp_path / "store")
-    first = store.publish("d", make_export(tmp_path / "a", seed=0), repo_dir=repo, metrics={"acc": 0.5})
-    same = store.publish("d", make_export(tmp_path / "b", seed=0), repo_dir=repo, metrics={"acc": 0.5})
-    other = store.publish("d", make_export(tmp_path / "c", seed=1), repo_dir=repo, metrics={"acc": 0.7},
-                          ray_run_name="run-b")
+    first = store.publish(
+        PublishRequest(name="d", model_dir=make_export(tmp_path / "a", seed=0), repo_dir=repo, metrics={"acc": 0.5})
+    )
+    same = store.publish(
+        PublishRequest(name="d", model_dir=make_export(tmp_path / "b", seed=0), repo_dir=repo, metrics={"acc": 0.5})
+    )
+    other = store.publish(
+        PublishRequest(
+            name="d",
+            model_dir=make_export(tmp_path / "c", seed=1),
+            repo_dir=repo,
+            metrics={"acc": 0.7},
+            ray_run_name="run-b",
+        )
+    )
     assert diff_manifests(first, same) == {}
     changes = diff_manifests(first, other)
     assert changes["config.train.seed"] == (0, 1)
@@ -103,6 +125,7 @@ def test_diff_explains_why_versions_differ(tmp_path: Path) -> None:
     assert "files.model.safetensors.sha256" in changes
 
 
+@pytest.mark.cli
 def test_cli_commands(tmp_path: Path, exported: Path) -> None:
     runner = CliRunner()
     store = str(tmp_path / "store")

@@ -10,7 +10,7 @@ import torch
 
 from trm.config import load_config
 from trm.model import TRM
-from trm.store import ChecksumError, ModelStore, load_model
+from trm.store import ChecksumError, ModelStore, PublishRequest, load_model
 from trm.train.export import export_model
 
 
@@ -33,12 +33,21 @@ def _logits(model: TRM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def test_load_model_round_trip(store_url: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    config = load_config("smoke", ["model.seq_len=16", "model.vocab_size=6", "model.num_puzzle_identifiers=3",
-                                   "model.hidden_size=32", "model.puzzle_emb_ndim=32", "model.num_heads=2"])
+    config = load_config(
+        "smoke",
+        [
+            "model.seq_len=16",
+            "model.vocab_size=6",
+            "model.num_puzzle_identifiers=3",
+            "model.hidden_size=32",
+            "model.puzzle_emb_ndim=32",
+            "model.num_heads=2",
+        ],
+    )
     model = TRM(config.model).eval()
     export_model(model, config, tmp_path / "export")
     store = ModelStore.open(store_url)
-    store.publish("smoke-model", tmp_path / "export", metrics={"exact_accuracy": 0.0})
+    store.publish(PublishRequest(name="smoke-model", model_dir=tmp_path / "export", metrics={"exact_accuracy": 0.0}))
     store.promote("smoke-model", 1, "production")
 
     loaded, loaded_config = load_model(f"{store_url}#smoke-model@production")

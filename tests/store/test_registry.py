@@ -13,6 +13,7 @@ from trm.store import (
     InvalidNameError,
     ModelStore,
     NotFoundError,
+    PublishRequest,
     VersionExistsError,
     load_model,
 )
@@ -28,8 +29,15 @@ def _store_path(store: ModelStore, *parts: str) -> str:
 
 def test_publish_list_show_download_verify(store_url: str, exported: Path, tmp_path: Path) -> None:
     store = ModelStore.open(store_url)
-    manifest = store.publish("sudoku-4x4", exported, metrics={"exact_accuracy": 0.97, "steps": 20},
-                             ray_run_name="ray-run-1", tune_run_name="tune-a")
+    manifest = store.publish(
+        PublishRequest(
+            name="sudoku-4x4",
+            model_dir=exported,
+            metrics={"exact_accuracy": 0.97, "steps": 20},
+            ray_run_name="ray-run-1",
+            tune_run_name="tune-a",
+        )
+    )
     assert manifest.version == 1
     assert set(manifest.files) == set(VERSION_FILES)
     for name in ("model.safetensors", "config.json"):
@@ -38,7 +46,7 @@ def test_publish_list_show_download_verify(store_url: str, exported: Path, tmp_p
     assert manifest.environment is not None and "torch" in manifest.environment.packages
     assert manifest.git.commit is not None and len(manifest.git.commit) == 40  # the test runs inside the checkout
 
-    second = store.publish("sudoku-4x4", make_export(tmp_path / "export2", seed=1))
+    second = store.publish(PublishRequest(name="sudoku-4x4", model_dir=make_export(tmp_path / "export2", seed=1)))
     assert second.version == 2
     assert store.versions("sudoku-4x4") == [1, 2]
     assert store.names() == ["sudoku-4x4"]
@@ -62,28 +70,35 @@ def test_publish_list_show_download_verify(store_url: str, exported: Path, tmp_p
 
 def test_versions_are_immutable(store_url: str, exported: Path, tmp_path: Path) -> None:
     store = ModelStore.open(store_url)
-    store.publish("maze", exported, metrics={"exact_accuracy": 0.5})
+    store.publish(PublishRequest(name="maze", model_dir=exported, metrics={"exact_accuracy": 0.5}))
     before = store.location.fs.cat_file(_store_path(store, "models", "maze", "1", "manifest.json"))
     with pytest.raises(VersionExistsError, match=r"maze:1 already exists"):
-        store.publish("maze", make_export(tmp_path / "other", seed=3), version=1, metrics={"exact_accuracy": 0.9})
+        store.publish(
+            PublishRequest(
+                name="maze",
+                model_dir=make_export(tmp_path / "other", seed=3),
+                version=1,
+                metrics={"exact_accuracy": 0.9},
+            )
+        )
     after = store.location.fs.cat_file(_store_path(store, "models", "maze", "1", "manifest.json"))
     assert after == before
     _, folder = store.download("maze:1", tmp_path / "dl")  # the old files are intact and still verify
     assert (folder / "model.safetensors").read_bytes() == (exported / "model.safetensors").read_bytes()
     assert store.versions("maze") == [1]
     # an explicit new version number is fine, and the next automatic one follows it
-    assert store.publish("maze", exported, version=5).version == 5
-    assert store.publish("maze", exported).version == 6
+    assert store.publish(PublishRequest(name="maze", model_dir=exported, version=5)).version == 5
+    assert store.publish(PublishRequest(name="maze", model_dir=exported)).version == 6
 
 
 def test_aliases_move(store_url: str, exported: Path) -> None:
     store = ModelStore.open(store_url)
     for _ in range(2):
-        store.publish("arc", exported)
+        store.publish(PublishRequest(name="arc", model_dir=exported))
     assert store.aliases("arc") == {"latest": 2}
     assert store.promote("arc", 1, "production") == 1
     assert store.aliases("arc") == {"latest": 2, "production": 1}
-    store.publish("arc", exported, aliases=["staging"])
+    store.publish(PublishRequest(name="arc", model_dir=exported, aliases=["staging"]))
     assert store.aliases("arc") == {"latest": 3, "production": 1, "staging": 3}
     assert store.promote("arc", "@staging", "production") == 3
     assert store.resolve("arc@production") == 3
@@ -100,7 +115,7 @@ def test_aliases_move(store_url: str, exported: Path) -> None:
 
 def test_tampered_file_fails_verification(store_url: str, exported: Path, tmp_path: Path) -> None:
     store = ModelStore.open(store_url)
-    store.publish("tamper", exported)
+    store.publish(PublishRequest(name="tamper", model_dir=exported))
     weights = _store_path(store, "models", "tamper", "1", "model.safetensors")
     data = bytearray(store.location.fs.cat_file(weights))
     data[-1] ^= 0xFF  # same size, different content
@@ -118,7 +133,7 @@ def test_missing_things_are_clear_errors(store_url: str, exported: Path, tmp_pat
     store = ModelStore.open(store_url)
     with pytest.raises(NotFoundError, match="no published version"):
         store.resolve("ghost")
-    store.publish("real", exported)
+    store.publish(PublishRequest(name="real", model_dir=exported))
     with pytest.raises(NotFoundError, match=r"model real:4 does not exist in .*published versions: \[1\]"):
         store.download("real:4", tmp_path / "dl")
     assert store.list("ghost") == []

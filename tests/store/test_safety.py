@@ -1,19 +1,30 @@
-"""Names cannot escape the store, secrets never leak, and an unreachable S3 endpoint fails clearly after retries."""
+"""Names cannot escape the store, secrets never leak, and an unreachable S3 endpoint fails clearly after a bounded
+number of attempts (counted by a real local HTTP endpoint), while answers (not found, denied, precondition) are
+never retried."""
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
-import time
 from pathlib import Path
 
 import pytest
 
-from trm.store import InvalidNameError, ModelRef, ModelStore, StoreError, StoreUnavailableError, open_store, redact
+from trm.store import (
+    InvalidNameError,
+    ModelRef,
+    ModelStore,
+    NotFoundError,
+    PublishRequest,
+    StoreError,
+    StoreUnavailableError,
+    open_store,
+    redact,
+)
 from trm.store.manifest import check_name
 
 from .conftest import ACCESS_KEY, SECRET_KEY
+from .scripted_s3 import Script, scripted_s3
 
 
 @pytest.mark.parametrize("bad", ["../x", "..", "a/b", "/abs", "x/../../y", ".hidden", "a..b", "", "a\\b", "ü", "-x"])
@@ -31,8 +42,8 @@ def test_escaping_name_touches_nothing(store_url: str, exported: Path, tmp_path:
     store = ModelStore.open(store_url)
     fs, root = store.location.fs, store.location.root
     for call in (
-        lambda: store.publish("../x", exported),
-        lambda: store.publish("ok", exported, aliases=["../prod"]),
+        lambda: store.publish(PublishRequest(name="../x", model_dir=exported)),
+        lambda: store.publish(PublishRequest(name="ok", model_dir=exported, aliases=["../prod"])),
         lambda: store.download("../x:1", tmp_path / "dl"),
         lambda: store.resolve("../../etc@latest"),
         lambda: store.promote("../x", 1, "latest"),
@@ -55,24 +66,35 @@ def test_redact_hides_credentials() -> None:
     assert "topsecret" not in str(caught.value)
 
 
-def test_secret_never_written_or_printed(s3_env: dict[str, str], s3_server, exported: Path, tmp_path: Path,
-                                         caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-                                         ) -> None:
+@pytest.mark.cli
+def test_secret_never_written_or_printed(
+    s3_env: dict[str, str],
+    s3_server,
+    exported: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from typer.testing import CliRunner
 
-    from trm.store.cli import models_app
+    from trm.cli.models import models_app
 
     bucket = s3_server.new_bucket()
     url = f"s3://{bucket}/models-store"
     caplog.set_level(logging.DEBUG, logger="trm")
     store = ModelStore.open(url)
-    store.publish("secret-check", exported, metrics={"exact_accuracy": 1.0})
+    store.publish(PublishRequest(name="secret-check", model_dir=exported, metrics={"exact_accuracy": 1.0}))
     store.promote("secret-check", 1, "production")
     store.download("secret-check@production", tmp_path / "dl")
     runner = CliRunner()
-    outputs = [runner.invoke(models_app, [cmd, *args, "--store", url]).output for cmd, args in (
-        ("list", []), ("show", ["secret-check:1"]), ("download", ["secret-check", str(tmp_path / "dl2")]),
-    )]
+    outputs = [
+        runner.invoke(models_app, [cmd, *args, "--store", url]).output
+        for cmd, args in (
+            ("list", []),
+            ("show", ["secret-check:1"]),
+            ("download", ["secret-check", str(tmp_path / "dl2")]),
+        )
+    ]
     assert "secret-check" in outputs[0]
     s3 = s3_server.filesystem()
     written = [s3.cat_file(key) for key in s3.find(bucket)]
@@ -88,54 +110,122 @@ def test_secret_never_written_or_printed(s3_env: dict[str, str], s3_server, expo
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
-def test_endpoint_down_retries_then_clear_error(monkeypatch: pytest.MonkeyPatch, exported: Path,
-                                                caplog: pytest.LogCaptureFixture) -> None:
-    port = _free_port()  # nothing listens here
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    caplog.set_level(logging.WARNING, logger="trm.store")
-    store = ModelStore.open("s3://down-bucket/prefix", retry_attempts=3, retry_backoff_s=0.1)
-    start = time.monotonic()
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("TRM_STORE_RETRIES", raising=False)
+
+
+def test_endpoint_down_fails_clearly(
+    s3_credentials: None, monkeypatch: pytest.MonkeyPatch, exported: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # nothing listens here
+    caplog.set_level(logging.DEBUG, logger="trm")
+    store = ModelStore.open("s3://down-bucket/prefix", retry_attempts=2)
     with pytest.raises(StoreUnavailableError) as caught:
-        store.publish("m", exported)
-    elapsed = time.monotonic() - start
+        store.publish(PublishRequest(name="m", model_dir=exported))
     message = str(caught.value)
-    assert "s3://down-bucket/prefix" in message and "failed 3 times" in message
-    assert SECRET_KEY not in message and SECRET_KEY not in caplog.text
-    retries = [r.getMessage() for r in caplog.records if r.name.startswith("trm.store")]
-    assert len(retries) == 2 and all("retry" in m for m in retries)  # two retries logged, then the error
-    assert elapsed >= 0.1 + 0.2  # the backoff really waited
+    assert (
+        message.startswith("store s3://down-bucket/prefix is unreachable: list ")
+        and "failed after 2 attempts" in message
+    )
+    assert SECRET_KEY not in message and SECRET_KEY not in caplog.text and ACCESS_KEY not in message
     with pytest.raises(StoreUnavailableError, match="down-bucket"):
         ModelStore.open("s3://down-bucket/prefix", retry_attempts=1).list()
+
+
+@pytest.mark.parametrize(("status", "code"), [(503, "SlowDown"), (500, "InternalError")])
+def test_transient_errors_are_retried_a_bounded_number_of_times(
+    s3_credentials: None, monkeypatch: pytest.MonkeyPatch, exported: Path, status: int, code: str
+) -> None:
+    script = Script(status, code)
+    with scripted_s3(script) as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        with pytest.raises(StoreUnavailableError, match=r"unreachable: list .* failed after 3 attempts") as caught:
+            ModelStore.open("s3://flaky-bucket/p", retry_attempts=3).publish(
+                PublishRequest(name="m", model_dir=exported)
+            )
+        assert len(script.requests) == 3  # exactly the configured attempts, then the publish stopped
+        assert f"last error: OSError: [Errno {16 if status == 503 else 121}] scripted {code}" in str(caught.value)
+        monkeypatch.setenv("TRM_STORE_RETRIES", "2")
+        with pytest.raises(StoreUnavailableError, match="failed after 2 attempts"):
+            ModelStore.open("s3://flaky-bucket/p").list()
+        assert len(script.requests) == 3 + 2
+
+
+def test_a_retry_that_succeeds_is_invisible(s3_credentials: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = Script(503, "SlowDown", failures=2, body=b"the object")
+    with scripted_s3(script) as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        store = ModelStore.open("s3://flaky-bucket/p", retry_attempts=4)
+        assert store.objects.read(store.location.join("k")) == b"the object"
+    assert len(script.requests) == 3 + 1  # two refused probes, the successful probe, then the download
+
+
+@pytest.mark.parametrize(
+    ("script", "operation", "error"),
+    [
+        (Script(404, "NoSuchKey"), "read", NotFoundError),
+        (Script(403, "AccessDenied"), "read", PermissionError),
+        (Script(412, "PreconditionFailed", condition="If-None-Match"), "create", FileExistsError),
+        (Script(400, "InvalidRequest"), "create", OSError),
+    ],
+    ids=["not-found", "denied", "precondition", "bad-request"],
+)
+def test_answers_are_never_retried(
+    s3_credentials: None, monkeypatch: pytest.MonkeyPatch, script: Script, operation: str, error: type[Exception]
+) -> None:
+    with scripted_s3(script) as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        store = ModelStore.open("s3://strict-bucket/p", retry_attempts=4)
+        path = store.location.join("models", "m", "1", ".claim.json")
+        with pytest.raises(error) as caught:
+            if operation == "read":
+                store.objects.read(path)
+            else:
+                store.objects.write_small(path, b"{}", exclusive=True)
+    assert not isinstance(caught.value, StoreUnavailableError)
+    first = script.requests[0]
+    assert script.requests.count(first) == 1, script.requests  # the request that got the answer was not repeated
 
 
 def test_missing_bucket_is_a_clear_error(s3_env: dict[str, str], exported: Path) -> None:
     store = ModelStore.open("s3://no-such-bucket-here/p")
     assert store.list() == []
     with pytest.raises(StoreError, match=r"cannot write to store s3://no-such-bucket-here/p .*bucket does not exist"):
-        store.publish("m", exported)
+        store.publish(PublishRequest(name="m", model_dir=exported))
 
 
-def test_only_transient_errors_are_retried(s3_env: dict[str, str]) -> None:
-    location = open_store("s3://bucket-x/p", retry_attempts=4, retry_backoff_s=0.01)
-    calls: list[str] = []
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("s3://ab/p", "too short"),
+        ("s3://Upper-Case/p", "not valid"),
+        ("s3://bucket_x/p", "not valid"),
+        ("s3:///p", "no bucket name"),
+        ("s3://bucket-x/p?versionId=3", "without '\\?'"),
+        ("s3://bucket-x/../p", "'..' are not allowed"),
+    ],
+)
+def test_bad_s3_urls_are_refused_before_any_request(url: str, reason: str) -> None:
+    with pytest.raises(StoreError, match=reason):
+        open_store(url)
 
-    def throttled_twice() -> str:
-        calls.append("throttled")
-        if len(calls) < 3:
-            raise OSError(errno.EBUSY, "SlowDown")  # what s3fs raises for S3 throttling / 503
-        return "ok"
 
-    assert location.call("read x", throttled_twice) == "ok" and len(calls) == 3
+def test_s3a_urls_name_the_same_store(s3_credentials: None) -> None:
+    assert (
+        open_store("s3a://bucket-x/team/store/").root
+        == open_store("s3://bucket-x/team/store").root
+        == ("bucket-x/team/store")
+    )
 
-    def missing() -> None:
-        calls.append("missing")
-        raise FileNotFoundError("no such key")
 
-    with pytest.raises(FileNotFoundError):
-        location.call("read y", missing)
-    assert calls.count("missing") == 1  # a missing key is an answer, not an outage
+def test_bad_retry_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRM_STORE_RETRIES", "many")
+    with pytest.raises(StoreError, match="TRM_STORE_RETRIES='many'"):
+        open_store("s3://bucket-x/p")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_fixtures import write_tiny_dataset  # noqa: E402
+from train_fixtures import write_tiny_dataset
 
 
 @pytest.fixture(scope="session")

@@ -11,20 +11,20 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_fixtures import tiny_config  # noqa: E402
+from safetensors.torch import save_file
+from train_fixtures import tiny_config
 
-from safetensors.torch import save_file  # noqa: E402
-
-from trm.data.loader import PuzzleDataset  # noqa: E402
-from trm.train.trainer import Trainer  # noqa: E402
+from trm.data.loader import PuzzleDataset
+from trm.train.trainer import Trainer
 
 
 def main() -> None:
     rank, world, init_file, data_path, out_file, steps = sys.argv[1:7]
     overrides = sys.argv[7:]
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=int(rank), world_size=int(world),
-                            timeout=timedelta(seconds=120))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=int(rank), world_size=int(world), timeout=timedelta(seconds=120)
+    )
     try:
         config = tiny_config(Path(data_path), Path(out_file).parent, *overrides)
         trainer = Trainer(config, PuzzleDataset.open(data_path, "train"), process_group=dist.group.WORLD)

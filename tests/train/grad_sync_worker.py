@@ -26,17 +26,24 @@ def rank_inputs(rank: int) -> tuple[list[torch.nn.Parameter], torch.Tensor, torc
 
 def main() -> None:
     rank, init_file, out_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
-                            timeout=timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2, timeout=timedelta(seconds=60)
+    )
     try:
         saved: dict[str, torch.Tensor] = {}
         for path, limit in (("fused", grad_sync.FUSED_GATHER_MAX_BYTES), ("all_reduce", 0)):
             grad_sync.FUSED_GATHER_MAX_BYTES = limit
             params, ids, grads, metrics = rank_inputs(rank)
             out = grad_sync.exchange_step(params, ids, grads, metrics, dist.group.WORLD)
-            saved.update({f"{path}.weight_grad": params[0].grad, f"{path}.bias_grad": params[1].grad,
-                          f"{path}.ids": out.sparse_ids, f"{path}.grads": out.sparse_grads,
-                          f"{path}.metrics": out.metric_sums})
+            saved.update(
+                {
+                    f"{path}.weight_grad": params[0].grad,
+                    f"{path}.bias_grad": params[1].grad,
+                    f"{path}.ids": out.sparse_ids,
+                    f"{path}.grads": out.sparse_grads,
+                    f"{path}.metrics": out.metric_sums,
+                }
+            )
         save_file({k: v.contiguous() for k, v in saved.items()}, out_file)
     finally:
         dist.destroy_process_group()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_fixtures import tiny_config  # noqa: E402
+from train_fixtures import tiny_config
 
 from trm.data.loader import PuzzleDataset
 from trm.train.checkpoint import CheckpointError, latest_checkpoint, load_trainer, read_checkpoint, save_trainer
@@ -62,7 +62,7 @@ def test_checkpoint_json_holds_resolved_config_and_latest_is_found(tiny_dataset,
     assert latest_checkpoint(run).name == "step_2"
     meta = json.loads((run / "checkpoints" / "step_2" / "state.json").read_text())
     assert meta["config"]["model"]["seq_len"] == 8 and meta["config"]["model"]["vocab_size"] == 6
-    with pytest.raises(CheckpointError, match="state.safetensors"):
+    with pytest.raises(CheckpointError, match=r"state\.safetensors"):
         read_checkpoint(run / "checkpoints" / "step_9")
 
 

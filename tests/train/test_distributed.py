@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_fixtures import tiny_config  # noqa: E402
+from train_fixtures import tiny_config
+
 from trm.data.loader import PuzzleDataset
 from trm.train.trainer import Trainer
 
@@ -53,8 +54,13 @@ def test_two_gloo_ranks_match_one_process(tiny_dataset, tmp_path):
     out_file = tmp_path / "rank0.safetensors"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     procs = [
-        subprocess.Popen([sys.executable, str(WORKER), str(rank), "2", str(init_file), str(tiny_dataset),
-                          str(out_file), str(STEPS)], env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(rank), "2", str(init_file), str(tiny_dataset), str(out_file), str(STEPS)],
+            env=env,
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for rank in range(2)
     ]
     errors = []
@@ -79,8 +85,16 @@ def test_exchange_step_sums_and_gathers_exactly_on_both_paths(tmp_path):
     worker = Path(__file__).resolve().parent / "grad_sync_worker.py"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     outs = [tmp_path / f"rank{rank}.safetensors" for rank in range(2)]
-    procs = [subprocess.Popen([sys.executable, str(worker), str(rank), str(tmp_path / "pg"), str(outs[rank])],
-                              env=env, cwd=REPO, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(worker), str(rank), str(tmp_path / "pg"), str(outs[rank])],
+            env=env,
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
     errors = [proc.communicate(timeout=120)[1][-3000:] for proc in procs if proc.wait(timeout=120) != 0]
     assert not errors, "\n".join(errors)
     inputs = [rank_inputs(rank) for rank in range(2)]
@@ -107,4 +121,6 @@ def test_gradient_accumulation_matches_full_batch(tiny_dataset, tmp_path):
 
 def test_batch_must_split_evenly(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="divisible"):
-        Trainer(tiny_config(tiny_dataset, tmp_path, "train.grad_accum_steps=3"), PuzzleDataset.open(tiny_dataset, "train"))
+        Trainer(
+            tiny_config(tiny_dataset, tmp_path, "train.grad_accum_steps=3"), PuzzleDataset.open(tiny_dataset, "train")
+        )

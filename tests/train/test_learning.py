@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 
 from trm.config import load_config
+from trm.data.build import ensure_built
 from trm.data.loader import PuzzleDataset
 from trm.evaluate.inference import evaluate
-from trm.train.loop import ensure_dataset, train
+from trm.evaluate.training import local_run_hooks
+from trm.train.loop import train
 from trm.train.trainer import Trainer
 
 # The budget is 2 minutes of the 2-core machine. The run uses one torch thread, so its process CPU time is what it
@@ -26,7 +27,7 @@ def test_smoke_preset_learns_held_out_sudoku(tmp_path):
     started, cpu_started = time.perf_counter(), time.process_time()
     config = load_config("smoke", [f"data.root={tmp_path / 'data'}", f"run.output_dir={tmp_path / 'runs'}"])
     assert config.train.threads is not None, "the preset must pin torch threads"
-    data = ensure_dataset(config)
+    data = ensure_built(config.data.resolve_path(), config.data.name)
     train_ds, test_ds = PuzzleDataset.open(data, "train"), PuzzleDataset.open(data, "test")
     train_grids = {bytes(row) for row in train_ds.labels.numpy()}
     train_puzzles = {bytes(row) for row in train_ds.inputs.numpy()}
@@ -36,11 +37,13 @@ def test_smoke_preset_learns_held_out_sudoku(tmp_path):
     before = evaluate(Trainer(config, train_ds).ema_model(), test_ds, config.eval.batch_size)
     assert before.metrics["exact_accuracy"] <= 0.05
 
-    result = train(config, progress=False)
+    result = train(config, hooks=local_run_hooks(config), progress=False)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     after = result.last_eval["fixed"]
-    print(f"smoke: {result.steps} steps, wall {elapsed:.1f} s, cpu {cpu:.1f} s, exact {after['exact_accuracy']:.4f}, "
-          f"token {after['accuracy']:.4f}, untrained exact {before.metrics['exact_accuracy']:.4f}")
+    print(
+        f"smoke: {result.steps} steps, wall {elapsed:.1f} s, cpu {cpu:.1f} s, exact {after['exact_accuracy']:.4f}, "
+        f"token {after['accuracy']:.4f}, untrained exact {before.metrics['exact_accuracy']:.4f}"
+    )
     assert after["count"] == len(test_ds)
     assert after["exact_accuracy"] >= 0.95, after
     assert cpu <= BUDGET_CPU_SECONDS, f"took {cpu:.1f} s of CPU ({elapsed:.1f} s wall)"

@@ -1,4 +1,4 @@
-"""AdamATan2 against hand-computed steps (spec §2.4) and SignSGD's sparsity."""
+"""AdamATan2 against hand-computed steps (docs/reference.md §2.4) and SignSGD's sparsity."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from trm.train.optim import AdamATan2, SignSGD
 
 
 def _reference_adam_atan2(p: float, grads: list[float], lr: float, wd: float, b1: float, b2: float) -> list[float]:
-    """The spec's formula in plain Python floats, one value per step."""
+    """The formula of docs/reference.md §2.4 in plain Python floats, one value per step."""
     m = v = 0.0
     out = []
     for t, g in enumerate(grads, start=1):
@@ -38,7 +38,7 @@ def test_adam_atan2_matches_formula_over_several_steps():
     expected = _reference_adam_atan2(0.7, grads, lr=0.05, wd=0.3, b1=0.9, b2=0.95)
     p = torch.nn.Parameter(torch.tensor([0.7], dtype=torch.float64))
     opt = AdamATan2([p], lr=0.05, betas=(0.9, 0.95), weight_decay=0.3)
-    for g, want in zip(grads, expected):
+    for g, want in zip(grads, expected, strict=True):
         p.grad = torch.tensor([g], dtype=torch.float64)
         opt.step()
         assert p.item() == pytest.approx(want, rel=1e-12, abs=1e-14)
@@ -51,14 +51,14 @@ def test_adam_atan2_tensor_elementwise_and_lr_change():
     lrs = [0.01, 0.02, 0.005]
     p = torch.nn.Parameter(start.clone())
     opt = AdamATan2([p], lr=lrs[0], betas=(0.8, 0.99), weight_decay=0.1)
-    for g, lr in zip(grads, lrs):
+    for g, lr in zip(grads, lrs, strict=True):
         opt.param_groups[0]["lr"] = lr
         p.grad = g.clone()
         opt.step()
     for i in range(4):
         for j in range(3):
             ref_p, m, v = start[i, j].item(), 0.0, 0.0
-            for t, (g, lr) in enumerate(zip(grads, lrs), start=1):
+            for t, (g, lr) in enumerate(zip(grads, lrs, strict=True), start=1):
                 gv = g[i, j].item()
                 ref_p *= 1 - lr * 0.1
                 m = 0.8 * m + 0.2 * gv

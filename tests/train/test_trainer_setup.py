@@ -1,4 +1,5 @@
-"""Trainer set-up rules: dataset sizes fill the model config, conflicts fail clearly, epoch budgets follow spec §2.5."""
+"""Trainer set-up rules: dataset sizes fill the model config, conflicts fail clearly, epoch budgets follow
+docs/reference.md §2.5."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_fixtures import tiny_config  # noqa: E402
+from train_fixtures import tiny_config
 
 from trm.data.loader import PuzzleDataset
-from trm.train.loop import _interval_steps
+from trm.train.cadence import interval_steps
 from trm.train.trainer import Trainer, resolve_device
 
 
@@ -25,23 +26,26 @@ def test_model_sizes_come_from_the_dataset_and_cpu_is_fp32(tiny_dataset, tmp_pat
 
 
 def test_conflicting_model_size_is_an_error(tiny_dataset, tmp_path):
-    with pytest.raises(ValueError, match="model.seq_len=81 but dataset"):
+    with pytest.raises(ValueError, match=r"model\.seq_len=81 but dataset"):
         Trainer(tiny_config(tiny_dataset, tmp_path, "model.seq_len=81"), PuzzleDataset.open(tiny_dataset, "train"))
 
 
 def test_epoch_budget_and_intervals(tiny_dataset, tmp_path):
     # 12 groups x 2 examples per puzzle / batch 8 = 3 steps per epoch
-    trainer = Trainer(tiny_config(tiny_dataset, tmp_path, "train.max_steps=null", "train.epochs=10"),
-                      PuzzleDataset.open(tiny_dataset, "train"))
+    trainer = Trainer(
+        tiny_config(tiny_dataset, tmp_path, "train.max_steps=null", "train.epochs=10"),
+        PuzzleDataset.open(tiny_dataset, "train"),
+    )
     assert trainer.steps_per_epoch == pytest.approx(3.0) and trainer.total_steps == 30
-    assert _interval_steps(2, "epochs", trainer.steps_per_epoch) == 6
-    assert _interval_steps(7, "steps", trainer.steps_per_epoch) == 7 and _interval_steps(None, "steps", 3.0) is None
+    assert interval_steps(2, "epochs", trainer.steps_per_epoch) == 6
+    assert interval_steps(7, "steps", trainer.steps_per_epoch) == 7 and interval_steps(None, "steps", 3.0) is None
 
 
 def test_learning_rates_follow_schedule(tiny_dataset, tmp_path):
-    trainer = Trainer(tiny_config(tiny_dataset, tmp_path, "train.lr=0.01", "train.puzzle_emb_lr=0.1",
-                                   "train.lr_min_ratio=1.0"),
-                      PuzzleDataset.open(tiny_dataset, "train"))
+    trainer = Trainer(
+        tiny_config(tiny_dataset, tmp_path, "train.lr=0.01", "train.puzzle_emb_lr=0.1", "train.lr_min_ratio=1.0"),
+        PuzzleDataset.open(tiny_dataset, "train"),
+    )
     assert trainer.learning_rates(1) == pytest.approx((0.005, 0.05))  # warm-up of 2 steps
     assert trainer.learning_rates(5) == pytest.approx((0.01, 0.1))
 

@@ -31,17 +31,36 @@ def write_tiny_dataset(out: Path, groups: int = 12, puzzles_per_group: int = 2, 
             labels = ((inputs.astype(np.int64) + ids[:, None]) % (VOCAB - 1) + 1).astype(np.uint8)
             labels[:, -1] = 0  # ignored position
             writer.split(split).write(
-                ExampleBatch(inputs=inputs, labels=labels, puzzle_identifier=ids, puzzle_index=puzzle_index,
-                             group_index=group_index, source_names=["tiny"], source_codes=np.zeros(n, np.int32))
+                ExampleBatch(
+                    inputs=inputs,
+                    labels=labels,
+                    puzzle_identifier=ids,
+                    puzzle_index=puzzle_index,
+                    group_index=group_index,
+                    source_names=["tiny"],
+                    source_codes=np.zeros(n, np.int32),
+                )
             )
-        writer.commit(dict(name="tiny", task="sudoku", builder_version="test", params={}, seq_len=SEQ_LEN,
-                           vocab_size=VOCAB, vocab=[str(i) for i in range(VOCAB)], pad_id=0, ignore_label_id=0,
-                           blank_identifier_id=0, grid_shape=(2, 4), sources=[]))
+        writer.commit(
+            {
+                "name": "tiny",
+                "task": "sudoku",
+                "builder_version": "test",
+                "params": {},
+                "seq_len": SEQ_LEN,
+                "vocab_size": VOCAB,
+                "vocab": [str(i) for i in range(VOCAB)],
+                "pad_id": 0,
+                "ignore_label_id": 0,
+                "blank_identifier_id": 0,
+                "grid_shape": (2, 4),
+                "sources": [],
+            }
+        )
     return out
 
 
 TINY_OVERRIDES = (
-    "data.build={}",
     "model.hidden_size=32",
     "model.num_heads=2",
     "model.H_cycles=2",

@@ -1,10 +1,5 @@
-"""ARC sources: per-task JSON folders and the Kaggle combined files, validated, and the recipes with the official
-split rule (spec section 3.4).
-
-Split rule: for the recipe's test-set subset, demonstration ("train") pairs go to the train split and test pairs to
-the test split; for every other subset both go to the train split. ``test_puzzles.json`` keeps the raw test-set
-tasks (test outputs included) for scoring.
-"""
+"""ARC sources: per-task JSON folders and the Kaggle combined files, validated, and the official split rule
+(docs/reference.md §3.4): test pairs of the test-set subset go to the test split, every other pair to train."""
 
 from __future__ import annotations
 
@@ -23,12 +18,8 @@ from trm.data.errors import DataError
 MAX_GRID = 30
 ARC_VOCAB = ["<pad>", "<eos>", *[str(c) for c in range(10)]]
 
-# recipe -> (subsets in build order, test-set subset)
-RECIPES: dict[str, tuple[tuple[str, ...], str]] = {
-    "arc-agi-1": (("training", "evaluation", "concept"), "evaluation"),
-    "arc-agi-2": (("training2", "evaluation2", "concept"), "evaluation2"),
-}
-# subset -> per-task JSON folder, relative to the datasets root (source="json")
+# subset -> per-task JSON folder in the offline datasets root, the label recorded for it in metadata (source="json");
+# which folders a build reads is its `json_folders` parameter
 JSON_FOLDERS = {
     "training": "arc-agi-1/data/training",
     "evaluation": "arc-agi-1/data/evaluation",
@@ -36,7 +27,7 @@ JSON_FOLDERS = {
     "evaluation2": "arc-agi-2/data/evaluation",
     "concept": "conceptarc/corpus",
 }
-KAGGLE_DIR = "trm-kaggle-combined"
+KAGGLE_DIR = "trm-kaggle-combined"  # the label recorded for Kaggle-format inputs; read from the `kaggle_dir` parameter
 
 Grid = np.ndarray
 Pair = tuple[Grid, Grid]
@@ -114,10 +105,16 @@ def parse_task(task: Any, file: Path, task_id: str, subset: str) -> ArcTask:
                 raise DataError(file, task_id, f"{kind}[{i}] must be an object with 'input' and 'output'")
             for key in ("input", "output"):
                 if key not in pair:
-                    what = "missing solution (no 'output')" if kind == "test" and key == "output" else f"missing key {key!r}"
+                    what = (
+                        "missing solution (no 'output')"
+                        if kind == "test" and key == "output"
+                        else f"missing key {key!r}"
+                    )
                     raise DataError(file, task_id, f"{kind}[{i}]: {what}")
-            grids = (grid_from_json(pair["input"], file, task_id, f"{kind}[{i}].input"),
-                     grid_from_json(pair["output"], file, task_id, f"{kind}[{i}].output"))
+            grids = (
+                grid_from_json(pair["input"], file, task_id, f"{kind}[{i}].input"),
+                grid_from_json(pair["output"], file, task_id, f"{kind}[{i}].output"),
+            )
             lists[kind].append(grids)
             raw[kind].append({"input": pair["input"], "output": pair["output"]})
     return ArcTask(task_id, subset, lists["train"], lists["test"], raw, file)
@@ -131,7 +128,8 @@ def load_json_folder(folder: str | Path, subset: str) -> list[ArcTask]:
     files = sorted(folder.rglob("*.json"), key=lambda f: (f.stem, str(f)))
     if not files:
         raise DataError(folder, None, "no *.json task files")
-    tasks, seen = [], {}
+    tasks: list[ArcTask] = []
+    seen: dict[str, Path] = {}
     for file in files:
         if file.stem in seen:
             raise DataError(file, file.stem, f"duplicate task id (also {seen[file.stem]})")
@@ -158,8 +156,11 @@ def load_kaggle_subset(directory: str | Path, subset: str) -> list[ArcTask]:
     for task_id in sorted(challenges):
         task = challenges[task_id]
         if not isinstance(task, dict) or not isinstance(task.get("test"), list):
-            raise DataError(challenges_file, task_id, "missing key 'test'" if isinstance(task, dict)
-                            else "task must be a JSON object")
+            raise DataError(
+                challenges_file,
+                task_id,
+                "missing key 'test'" if isinstance(task, dict) else "task must be a JSON object",
+            )
         if task_id not in solutions:
             raise DataError(solutions_file, task_id, "missing solutions for this task")
         sols = solutions[task_id]
@@ -176,8 +177,9 @@ def load_kaggle_subset(directory: str | Path, subset: str) -> list[ArcTask]:
     return tasks
 
 
-def load_subset(subset: str, source: Literal["kaggle", "json"], kaggle_dir: Path,
-                json_folders: dict[str, Path]) -> list[ArcTask]:
+def load_subset(
+    subset: str, source: Literal["kaggle", "json"], kaggle_dir: Path, json_folders: dict[str, Path]
+) -> list[ArcTask]:
     if source == "kaggle":
         return load_kaggle_subset(kaggle_dir, subset)
     if subset not in json_folders:
@@ -185,8 +187,13 @@ def load_subset(subset: str, source: Literal["kaggle", "json"], kaggle_dir: Path
     return load_json_folder(json_folders[subset], subset)
 
 
-def load_recipe(subsets: Sequence[str], test_set: str, source: Literal["kaggle", "json"], kaggle_dir: Path,
-                json_folders: dict[str, Path]) -> list[ArcTask]:
+def load_recipe(
+    subsets: Sequence[str],
+    test_set: str,
+    source: Literal["kaggle", "json"],
+    kaggle_dir: Path,
+    json_folders: dict[str, Path],
+) -> list[ArcTask]:
     """All tasks of the recipe's subsets, in subset order then task-id order; task ids must be unique."""
     if test_set not in subsets:
         raise ValueError(f"test set {test_set!r} is not one of the subsets {list(subsets)}")
@@ -195,8 +202,9 @@ def load_recipe(subsets: Sequence[str], test_set: str, source: Literal["kaggle",
     for subset in subsets:
         for task in load_subset(subset, source, kaggle_dir, json_folders):
             if task.task_id in seen:
-                raise DataError(task.file, task.task_id, f"task id appears in subsets {seen[task.task_id]!r} and "
-                                                         f"{subset!r}")
+                raise DataError(
+                    task.file, task.task_id, f"task id appears in subsets {seen[task.task_id]!r} and {subset!r}"
+                )
             seen[task.task_id] = subset
             tasks.append(task)
     return tasks
@@ -213,8 +221,9 @@ def split_pairs(task: ArcTask, test_set: str) -> dict[str, SplitPairs]:
     return {"train": train, "test": test}
 
 
-def source_files(source: Literal["kaggle", "json"], subsets: Sequence[str], kaggle_dir: Path,
-                 json_folders: dict[str, Path]) -> Iterator[tuple[str, Path, str]]:
+def source_files(
+    source: Literal["kaggle", "json"], subsets: Sequence[str], kaggle_dir: Path, json_folders: dict[str, Path]
+) -> Iterator[tuple[str, Path, str]]:
     """(label, path, sha256) of every input, for the metadata; a JSON folder hashes its sorted file tree."""
     for subset in subsets:
         if source == "kaggle":

@@ -1,18 +1,6 @@
-"""Seeded, vectorised augmentations for Sudoku, Maze and ARC, plus the inverse map for ARC predictions.
-
-Why vectorised: the official builders shuffle one puzzle at a time in Python (~1M calls for Sudoku-1k x 1000);
-here every variant of a puzzle is produced by a handful of numpy gathers. Why per-group generators: each group
-draws from ``np.random.default_rng([seed, group_key])``, so a group's variants do not depend on how the build is
-chunked or on which other groups exist (and builds are identical on any machine, numpy's PCG64 being portable).
-
-Conventions shared with ``schema.py``'s augmentation record:
-- ``aug_dihedral``: 0 identity, 1/2/3 rot90 (counter-clockwise) x k, 4 flip left-right, 5 flip up-down,
-  6 transpose, 7 anti-transpose (the official ids; inverse table ``DIHEDRAL_INVERSE``).
-- ``aug_value_map``: ``augmented = map[original]`` on raw values (Sudoku digits with 0 = blank, ARC colours 0-9).
-- Sudoku: ``augmented = map[P(D(original))]`` with D the dihedral (0 or 6) and ``P(x)[r, c] = x[row_perm[r],
-  col_perm[c]]`` -- the order the official ``shuffle_sudoku`` uses (transpose, then permute, then relabel).
-- ARC: ``augmented = D(map[original])`` placed on the canvas at ``aug_offset`` (row, col).
-"""
+"""Seeded, vectorised augmentations for Sudoku, Maze and ARC, plus the inverse maps for ARC predictions. Each group
+draws from its own generator, so its variants do not depend on build chunking or on other groups. The conventions of
+the ``aug_*`` record and the reasons: docs/architecture.md ("Design: the data")."""
 
 from __future__ import annotations
 
@@ -96,16 +84,27 @@ def _sudoku_kernel(grids, source, dihedral_ids, row_perm, col_perm, value_map, s
 
 
 def apply_sudoku_transform(
-    grids: np.ndarray, size: int, dihedral_ids: np.ndarray, row_perm: np.ndarray, col_perm: np.ndarray,
-    value_map: np.ndarray, source: np.ndarray | None = None,
+    grids: np.ndarray,
+    size: int,
+    dihedral_ids: np.ndarray,
+    row_perm: np.ndarray,
+    col_perm: np.ndarray,
+    value_map: np.ndarray,
+    source: np.ndarray | None = None,
 ) -> np.ndarray:
     """Transform flat grids (raw digits) by the recorded augmentation: row k of the result is ``grids[source[k]]``
     (``source`` defaults to ``arange``) under augmentation k. A small numba loop: one pass, no index temporaries."""
     m = len(dihedral_ids)
     src = np.arange(m, dtype=np.int64) if source is None else np.asarray(source, np.int64)
-    return _sudoku_kernel(np.ascontiguousarray(grids, dtype=np.uint8), src, np.asarray(dihedral_ids, np.int8),
-                          np.ascontiguousarray(row_perm, dtype=np.uint8), np.ascontiguousarray(col_perm, dtype=np.uint8),
-                          np.ascontiguousarray(value_map, dtype=np.uint8), size)
+    return _sudoku_kernel(
+        np.ascontiguousarray(grids, dtype=np.uint8),
+        src,
+        np.asarray(dihedral_ids, np.int8),
+        np.ascontiguousarray(row_perm, dtype=np.uint8),
+        np.ascontiguousarray(col_perm, dtype=np.uint8),
+        np.ascontiguousarray(value_map, dtype=np.uint8),
+        size,
+    )
 
 
 def augment_sudoku(
@@ -139,8 +138,9 @@ def augment_sudoku(
     )
 
 
-def invert_sudoku(grid: np.ndarray, size: int, dihedral_id: int, row_perm: np.ndarray, col_perm: np.ndarray,
-                  value_map: np.ndarray) -> np.ndarray:
+def invert_sudoku(
+    grid: np.ndarray, size: int, dihedral_id: int, row_perm: np.ndarray, col_perm: np.ndarray, value_map: np.ndarray
+) -> np.ndarray:
     """Map one augmented flat Sudoku grid back to the original frame (inverse of ``apply_sudoku_transform``)."""
     inv_map = np.argsort(np.asarray(value_map)).astype(np.uint8)
     x = inv_map[np.asarray(grid).reshape(size, size)]
@@ -206,7 +206,9 @@ def _pair_digests(mapped: np.ndarray, bounds: list[int], npairs: int, weights: n
     return [row.tobytes() for row in ordered]
 
 
-def arc_variants(pairs: Sequence[tuple[np.ndarray, np.ndarray]], num_aug: int, rng: np.random.Generator) -> list[ArcVariant]:
+def arc_variants(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], num_aug: int, rng: np.random.Generator
+) -> list[ArcVariant]:
     """The original plus up to ``num_aug`` distinct (dihedral x colour permutation of 1-9) variants, found in at
     most ``ARC_TRIES_FACTOR * num_aug`` random tries. Two variants are the same when the multisets of their
     transformed (input, output) pairs are equal (the official dedup rule)."""
@@ -218,8 +220,9 @@ def arc_variants(pairs: Sequence[tuple[np.ndarray, np.ndarray]], num_aug: int, r
     encoded = [_encoded_grids(grids, t) for t in range(8)]
     bounds = encoded[0][1]  # the same for every t: a dihedral keeps each grid's size
     longest = max(bounds[2 * i + 2] - bounds[2 * i] for i in range(len(pairs)))
-    weights = np.random.default_rng(_PAIR_HASH_SEED).integers(0, 2**64, size=(longest, 2), dtype=np.uint64,
-                                                              endpoint=False)
+    weights = np.random.default_rng(_PAIR_HASH_SEED).integers(
+        0, 2**64, size=(longest, 2), dtype=np.uint64, endpoint=False
+    )
     lut_tail = np.arange(10, 256, dtype=np.uint8)
     seen = set(_pair_digests(encoded[0][0][None, :], bounds, len(pairs), weights))
     budget = ARC_TRIES_FACTOR * num_aug
@@ -235,7 +238,7 @@ def arc_variants(pairs: Sequence[tuple[np.ndarray, np.ndarray]], num_aug: int, r
         for t in np.unique(tids):
             sel = np.flatnonzero(tids == t)
             mapped = luts[sel[:, None], encoded[t][0][None, :]]
-            for i, key in zip(sel.tolist(), _pair_digests(mapped, bounds, len(pairs), weights)):
+            for i, key in zip(sel.tolist(), _pair_digests(mapped, bounds, len(pairs), weights), strict=True):
                 keys[i] = key
         for i in range(batch):
             if keys[i] in seen:
@@ -304,7 +307,9 @@ def _render_arc(cells, starts, heights, widths, tids, maps, offsets, npairs, sid
 
 
 def arc_canvas_rows(
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]], variants: Sequence[ArcVariant], translate: bool,
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    variants: Sequence[ArcVariant],
+    translate: bool,
     rng: np.random.Generator | None,
 ) -> ArcRows:
     """Render every (variant, pair) on the 30x30 canvas. With ``translate`` (train split) each example gets a random

@@ -1,28 +1,25 @@
-"""Read a built dataset split (Contract 1) into torch tensors for training and evaluation (Contract 2).
-
-Why it looks like this: the train split of ARC-AGI-1 with 1000 augmentations is ~4M rows x 900 tokens (~3.6 GB per
-token array), so tokens are decoded row group by row group straight into one preallocated array (peak RAM = the
-final array plus one row group); a file with a single row group is exposed without any copy after decoding.
-Index arrays (puzzle / group offsets) are derived from the row order, which the writer guarantees is
-group -> puzzle -> example contiguous; the loader re-checks that instead of trusting it, because the sampler's
-correctness depends on it.
-"""
+"""Read a built dataset split (Contract 1) into torch tensors for training and evaluation (Contract 2), with peak RAM
+bounded for the multi-GB ARC splits and the group -> puzzle -> example order re-checked, since the sampler relies on
+it. Design notes: docs/architecture.md ("Design: the data")."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from trm.atomic import atomic_folder
 from trm.data.dataset_folder import DatasetFormatError, read_metadata, resolve_dataset_path
 from trm.data.schema import IGNORE_INDEX, SCHEMA_VERSION, DatasetMetadata, SplitStats
 
@@ -82,35 +79,20 @@ def _read_columns(parquet_file: Path, seq_len: int, token_dir: Path | None = Non
         return out
 
     out = {column: np.empty(num_rows, dtype=np.int32) for column in INDEX_COLUMNS}
-    token_files = {}
-    if token_dir is None:
-        out.update({column: np.empty((num_rows, seq_len), dtype=np.uint8) for column in TOKEN_COLUMNS})
-    else:
-        for column in TOKEN_COLUMNS:
-            handle = open(token_dir / f"{column}.npy", "wb")
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
-                      "shape": (num_rows, seq_len)}
-            np.lib.format.write_array_header_1_0(handle, header)
-            token_files[column] = handle
-    try:
-        first_row = 0
-        for group in range(reader.num_row_groups):
-            table = reader.read_row_group(group, columns=columns)
-            for column in columns:
-                row = first_row
-                for chunk in table.column(column).chunks:
-                    n = len(chunk)
-                    if column in token_files:
-                        token_files[column].write(_flat_values(chunk, column, parquet_file).data)
-                    elif column in TOKEN_COLUMNS:
-                        out[column][row : row + n] = _flat_values(chunk, column, parquet_file).reshape(n, seq_len)
-                    else:
-                        out[column][row : row + n] = chunk.to_numpy(zero_copy_only=False)
-                    row += n
-            first_row += table.num_rows
-    finally:
-        for handle in token_files.values():
-            handle.close()
+    with contextlib.ExitStack() as files:
+        token_files: dict[str, BinaryIO] = {}
+        if token_dir is None:
+            out.update({column: np.empty((num_rows, seq_len), dtype=np.uint8) for column in TOKEN_COLUMNS})
+        else:
+            for column in TOKEN_COLUMNS:
+                token_files[column] = files.enter_context(open(token_dir / f"{column}.npy", "wb"))
+                header = {
+                    "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                    "fortran_order": False,
+                    "shape": (num_rows, seq_len),
+                }
+                np.lib.format.write_array_header_1_0(token_files[column], header)
+        first_row = _decode_row_groups(reader, columns, seq_len, out, token_files, parquet_file)
     if first_row != num_rows:
         raise DatasetFormatError(f"{parquet_file}: row groups hold {first_row} rows but the footer says {num_rows}")
     if token_dir is not None:
@@ -118,6 +100,34 @@ def _read_columns(parquet_file: Path, seq_len: int, token_dir: Path | None = Non
             np.save(token_dir / f"{column}.npy", out[column])
         out.update({column: np.load(token_dir / f"{column}.npy", mmap_mode="r") for column in TOKEN_COLUMNS})
     return out
+
+
+def _decode_row_groups(
+    reader: pq.ParquetFile,
+    columns: list[str],
+    seq_len: int,
+    out: dict[str, np.ndarray],
+    token_files: dict[str, BinaryIO],
+    parquet_file: Path,
+) -> int:
+    """Decode row group by row group into ``out`` (token columns in ``token_files`` are appended to those files
+    instead); returns the number of rows decoded."""
+    first_row = 0
+    for group in range(reader.num_row_groups):
+        table = reader.read_row_group(group, columns=columns)
+        for column in columns:
+            row = first_row
+            for chunk in table.column(column).chunks:
+                n = len(chunk)
+                if column in token_files:
+                    token_files[column].write(_flat_values(chunk, column, parquet_file).data)
+                elif column in TOKEN_COLUMNS:
+                    out[column][row : row + n] = _flat_values(chunk, column, parquet_file).reshape(n, seq_len)
+                else:
+                    out[column][row : row + n] = chunk.to_numpy(zero_copy_only=False)
+                row += n
+        first_row += table.num_rows
+    return first_row
 
 
 def _decoded_cache(
@@ -131,17 +141,8 @@ def _decoded_cache(
     fresh = not entry.is_dir()
     if fresh:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        staging = cache_dir / f"{entry.name}.tmp-{uuid.uuid4().hex[:10]}"
-        staging.mkdir()
-        try:
+        with atomic_folder(entry, replace=False) as staging:  # a concurrent opener finishing first wins
             _read_columns(parquet_file, seq_len, token_dir=staging)
-            staging.rename(entry)
-        except OSError:
-            if not entry.is_dir():  # a concurrent opener finishing first is fine; anything else is an error
-                raise
-            fresh = False
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     columns = {column: np.load(entry / f"{column}.npy", mmap_mode="r") for column in TOKEN_COLUMNS}
     columns.update({column: np.load(entry / f"{column}.npy") for column in INDEX_COLUMNS})
     return columns, entry, fresh
@@ -312,8 +313,6 @@ class PuzzleDataset:
 def _as_tensor(array: np.ndarray) -> torch.Tensor:
     """Share memory with numpy; Arrow buffers are read-only, which torch only warns about, so silence that once."""
     if not array.flags.writeable:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return torch.from_numpy(array)
@@ -376,8 +375,12 @@ def test_batches(
         }
         if count < local_size:
             pad = local_size - count
-            fill = {"inputs": meta.pad_id, "labels": IGNORE_INDEX, "puzzle_identifiers": meta.blank_identifier_id,
-                    "example_index": -1}
+            fill = {
+                "inputs": meta.pad_id,
+                "labels": IGNORE_INDEX,
+                "puzzle_identifiers": meta.blank_identifier_id,
+                "example_index": -1,
+            }
             batch = {
                 key: torch.cat([value, torch.full((pad, *value.shape[1:]), fill[key], dtype=value.dtype)])
                 for key, value in batch.items()
@@ -385,4 +388,5 @@ def test_batches(
         yield _to_device(batch, device)
 
 
-test_batches.__test__ = False  # a library function, not a pytest test, when a test module imports it by name
+# a library function, not a pytest test, when a test module imports it by name
+test_batches.__test__ = False  # type: ignore[attr-defined]

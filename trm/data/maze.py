@@ -1,9 +1,6 @@
 """Maze source: the HRM CSV layout (question = grid of ``#``, `` ``, ``S``, ``G``; answer = the same plus ``o`` on
-the path), validated, and tokenised like the official builder (0 PAD, 1 ``#``, 2 space, 3 ``S``, 4 ``G``, 5 ``o``).
-
-Every maze's label must be the input plus ``o`` on *a* shortest S->G path (checked with the BFS of
-``trm.data.maze_solver``); errors name the file, the 1-based data row and what is wrong.
-"""
+the path), validated (every label a shortest S->G path) and tokenised like the official builder (0 PAD, 1 ``#``,
+2 space, 3 ``S``, 4 ``G``, 5 ``o``)."""
 
 from __future__ import annotations
 
@@ -61,13 +58,18 @@ def _tokens(path: Path, chars: np.ndarray, allowed: str, what: str) -> np.ndarra
     if bad_rows.size:
         r = int(bad_rows[0])
         pos = int(np.argmax(bad[r]))
-        raise DataError(path, r + 1, f"{what} has character {chr(chars[r, pos])!r} at cell {pos} "
-                                     f"(allowed: {' '.join(repr(c) for c in allowed)})")
+        raise DataError(
+            path,
+            r + 1,
+            f"{what} has character {chr(chars[r, pos])!r} at cell {pos} "
+            f"(allowed: {' '.join(repr(c) for c in allowed)})",
+        )
     return tokens
 
 
-def read_maze_csv(path: str | Path, rows: int | None = None, cols: int | None = None,
-                  check_paths: bool = True) -> MazeRows:
+def read_maze_csv(
+    path: str | Path, rows: int | None = None, cols: int | None = None, check_paths: bool = True
+) -> MazeRows:
     """Read and validate an HRM-layout maze CSV. Without ``rows``/``cols`` the mazes must be square."""
     path = Path(path)
     table = _read_table(path)
@@ -80,12 +82,19 @@ def read_maze_csv(path: str | Path, rows: int | None = None, cols: int | None = 
     inputs = _tokens(path, _fixed_width(path, questions, cells, "question"), "# SG", "question")
     labels = _tokens(path, _fixed_width(path, table.column("answer"), cells, "answer"), "# SGo", "answer")
     validate_mazes(path, inputs, labels, rows, cols, check_paths)
-    return MazeRows(path, rows, cols, np.ascontiguousarray(inputs), np.ascontiguousarray(labels),
-                    np.arange(1, table.num_rows + 1, dtype=np.int64))
+    return MazeRows(
+        path,
+        rows,
+        cols,
+        np.ascontiguousarray(inputs),
+        np.ascontiguousarray(labels),
+        np.arange(1, table.num_rows + 1, dtype=np.int64),
+    )
 
 
-def validate_mazes(path: Path, inputs: np.ndarray, labels: np.ndarray, rows: int, cols: int,
-                   check_paths: bool = True) -> None:
+def validate_mazes(
+    path: Path, inputs: np.ndarray, labels: np.ndarray, rows: int, cols: int, check_paths: bool = True
+) -> None:
     """Exactly one S and one G; label = input except ``o`` on open cells; ``o`` cells = a shortest S->G path."""
     for token, name in ((START, "S"), (GOAL, "G")):
         counts = (inputs == token).sum(axis=1)
@@ -99,14 +108,19 @@ def validate_mazes(path: Path, inputs: np.ndarray, labels: np.ndarray, rows: int
     if bad.size:
         r = int(bad[0])
         cell = int(np.argmax(differs[r]))
-        raise DataError(path, r + 1, f"label differs from the input at (row {cell // cols}, col {cell % cols}) "
-                                     f"other than by an 'o' path cell")
+        raise DataError(
+            path,
+            r + 1,
+            f"label differs from the input at (row {cell // cols}, col {cell % cols}) other than by an 'o' path cell",
+        )
     off_open = path_cells & (inputs != OPEN)
     bad = np.flatnonzero(off_open.any(axis=1))
     if bad.size:
         r = int(bad[0])
         cell = int(np.argmax(off_open[r]))
-        raise DataError(path, r + 1, f"path cell 'o' at (row {cell // cols}, col {cell % cols}) is not open in the input")
+        raise DataError(
+            path, r + 1, f"path cell 'o' at (row {cell // cols}, col {cell % cols}) is not open in the input"
+        )
     if check_paths:
         for r in range(inputs.shape[0]):
             problem = shortest_path_problem(inputs[r], labels[r], rows, cols)

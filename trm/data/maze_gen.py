@@ -1,32 +1,6 @@
-"""Seeded generator of Maze-Hard-like sets at any size: iid walls, S and G anywhere, a minimum path length.
-
-The model of one maze: a wall density ``p ~ U(density)``; S and G two distinct cells drawn uniformly; every other
-cell a wall independently with probability ``p``; the candidate is kept only if G is reachable and the shortest
-S→G path is long enough (rejection sampling, so accepted mazes follow this iid model conditioned on the path
-length). The label is ``maze_solver.bfs_label`` (the official tie-breaking). A maze whose wall layout was already
-produced, up to the 8 dihedral transforms (4 flips/rotations for non-square grids, so the optional maze
-augmentation cannot recreate a test layout in training), is rejected: every layout in train ∪ test is distinct.
-
-Long paths are rare (about 1 candidate in 46,000 at 30×30 with ``min_path_len=110``), so candidates are decided by
-a numba kernel that reveals walls lazily during a bidirectional BFS and stops as soon as the answer is known
-(see ``_candidate``); this gives exactly the same distribution as drawing every cell first, at a fraction of the
-cost. All randomness comes from one ``numpy.random.Generator(PCG64(seed))`` (numba shares its state and
-reproduces numpy's streams), consumed in a fixed order: same arguments, same arrays on any machine.
-
-**Path length convention**: ``min_path_len`` counts the cells of the path *including* S and G, i.e. BFS distance
-+ 1. This is the convention under which the real Maze-Hard set (built with "minimum path length 110") has a minimum
-BFS distance of exactly 109 steps.
-
-Measured (seed 0; 2 cores shared with other jobs, load ~7, so expect it faster on an idle machine):
-
-| setting | acceptance | time | BFS distance min/mean/max | walls min/median/max | mean |S-G| (Manhattan) |
-|---|---|---|---|---|---|
-| 30×30, min_path_len 110, 300 mazes | 2.2e-5 (1 in 46k) | 0.62 s/maze | 109 / 114.1 / 135 | 271 / 336 / 402 | 19.5 |
-| real Maze-Hard train, 1000 mazes | | | 109 / 114 / 146 | 249 / 334 / 405 | 19.7 |
-| 10×10, min_path_len 12, 250 mazes | 0.15 | ~0.3 ms/maze | 11 / 14.0 / 27 | 18 / 32.5 / 47 | |
-
-So 1000 Maze-Hard-like mazes take about 10 minutes here; the statistics match the real set.
-"""
+"""Seeded generator of Maze-Hard-like sets at any size: iid walls, S and G anywhere, a minimum path length, every
+wall layout distinct up to the dihedral symmetries. ``min_path_len`` counts the path's cells including S and G
+(BFS distance + 1). Model, speed-up and measurements: docs/architecture.md ("Design: the data")."""
 
 from __future__ import annotations
 
@@ -220,10 +194,8 @@ def generate_maze_split(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[MazeSet, MazeSet]:
     """Train and test maze sets with all wall layouts distinct (also across the sets, up to dihedral transforms).
-    ``min_path_len`` counts path cells including S and G (see the module docstring)."""
-    train, test, _ = generate_maze_split_with_stats(
-        rows, cols, n_train, n_test, seed, min_path_len, density, progress
-    )
+    ``min_path_len`` counts path cells including S and G (BFS distance + 1)."""
+    train, test, _ = generate_maze_split_with_stats(rows, cols, n_train, n_test, seed, min_path_len, density, progress)
     return train, test
 
 

@@ -1,14 +1,6 @@
-"""Breadth-first search on Maze-Hard token grids: the reference shortest path and a validity check for labels.
-
-Grids use the official maze tokens (``1 #`` wall, ``2 ' '`` open, ``3 S`` start, ``4 G`` goal, ``5 o`` path) and
-may be given flat (``[rows*cols]``, row-major) or 2-D (``[rows, cols]``); results keep the caller's shape.
-Any non-wall cell is walkable (a path cell ``o`` in a label counts as open).
-
-``bfs_label`` reproduces the labels of the official Maze-Hard set exactly, because it breaks ties the same way the
-data was labelled: BFS from S expanding neighbours in the order (r+1,c), (r,c-1), (r,c+1), (r-1,c), keeping the
-first-discovered parent of every cell, then tracing back from G. The hot loops are numba-compiled (``cache=True``),
-so a fresh interpreter pays a one-off compile of about a second.
-"""
+"""Breadth-first search on Maze-Hard token grids: the reference shortest path (``bfs_label`` breaks ties as the
+official data was labelled) and a validity check for labels. Grids may be flat or 2-D; results keep the caller's
+shape. Details: docs/architecture.md ("Design: the data")."""
 
 from __future__ import annotations
 
@@ -87,7 +79,7 @@ def bfs_distance(grid: np.ndarray, rows: int, cols: int) -> int:
 
 def bfs_label(grid: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """The official label of a maze: the input with ``o`` (5) on the cells strictly between S and G of the
-    BFS path described in the module docstring. Existing ``o`` cells in ``grid`` are cleared first.
+    tie-broken BFS path (docs/architecture.md ("Design: the data")). Existing ``o`` cells in ``grid`` are cleared first.
     Raises ValueError if G is unreachable."""
     flat = _flat_grid(grid, rows, cols)
     start, goal = _endpoint(flat, START, "S"), _endpoint(flat, GOAL, "G")
@@ -148,9 +140,7 @@ def shortest_path_problem(grid: np.ndarray, label: np.ndarray, rows: int, cols: 
         if goal in nexts:
             nexts = [goal]
         if len(nexts) != 1:
-            return (
-                f"path is not a single chain at (row {r}, col {c}): {len(nexts)} unvisited path neighbours"
-            )
+            return f"path is not a single chain at (row {r}, col {c}): {len(nexts)} unvisited path neighbours"
         cell = nexts[0]
         visited[cell] = True
         steps += 1

@@ -1,21 +1,6 @@
-"""The official training sampler (spec §2.6): groups -> one random puzzle per group -> all of its examples.
-
-One *iteration* covers `epochs_per_iter` epochs (the official loader materialises `eval_interval` epochs per
-iteration; the default 1 makes an iteration an epoch). For iteration i:
-
-1. `rng = Generator(Philox(seed + i + 1))` (the official iteration counter starts at 1);
-2. the group order is `epochs_per_iter` concatenated `rng.permutation(num_groups)`;
-3. for every visited group one puzzle is drawn uniformly: `rng.integers(first_puzzle, last_puzzle + 1)`;
-4. global batches are packed greedily: puzzles are appended whole until `global_batch_size` examples are reached,
-   the puzzle that overflows is cut, and the next batch starts with the next group; an incomplete final batch is
-   dropped;
-5. inside batch k the examples of each puzzle are put in a random order (and a cut puzzle keeps a random subset),
-   from `Generator(Philox(SeedSequence([seed, i, k])))`. The official code uses the unseeded global numpy RNG
-   here; seeding it per batch makes the whole stream reproducible and lets a resume jump straight to batch k.
-
-Every rank computes the same global batch and keeps rows `[rank*b/W, (rank+1)*b/W)`, so W ranks together see
-exactly what one rank with the full batch sees, and a checkpoint taken with W ranks resumes with any other W.
-"""
+"""The official training sampler (docs/reference.md §2.6): groups -> one random puzzle per group -> all of its
+examples, packed into global batches of which each rank keeps its contiguous slice. Fully seeded, so a resume jumps
+straight to its batch with any number of ranks. The algorithm step by step: docs/architecture.md ("Design: the data")."""
 
 from __future__ import annotations
 
@@ -155,8 +140,9 @@ class GroupSampler:
         """groups x mean examples per puzzle / global batch: the official trainer's per-epoch step estimate."""
         return self.ds.num_groups * self.ds.mean_puzzle_examples / self.global_batch_size
 
-    def total_steps(self, epochs: int) -> int:
-        """Spec §2.5: epochs x total_groups x mean_puzzle_examples / global_batch_size (truncated, as officially)."""
+    def total_steps(self, epochs: float) -> int:
+        """docs/reference.md §2.5: epochs x total_groups x mean_puzzle_examples / global_batch_size (truncated, as
+        officially)."""
         return int(epochs * self.ds.num_groups * self.ds.mean_puzzle_examples / self.global_batch_size)
 
     @property

@@ -1,9 +1,5 @@
-"""Sudoku source: the HRM CSV layout (``source,question,answer,rating``), validated, and its tokenisation.
-
-Reading is vectorised (pyarrow CSV + numpy) because the full Sudoku-Extreme train CSV has 3.8M rows. Every check
-names the file, the 1-based data row (the header is row 0) and what is wrong. The official builder treats both '.'
-and '0' in a question as blank; answers must be complete (digits 1..N).
-"""
+"""Sudoku source: the HRM CSV layout (``source,question,answer,rating``), read vectorised (the full Sudoku-Extreme
+train CSV has 3.8M rows), validated with errors naming file and 1-based data row, and its tokenisation."""
 
 from __future__ import annotations
 
@@ -37,8 +33,9 @@ class SudokuRows:
         return int(self.questions.shape[0])
 
     def take(self, index: np.ndarray) -> SudokuRows:
-        return SudokuRows(self.path, self.size, self.questions[index], self.answers[index], self.ratings[index],
-                          self.rows[index])
+        return SudokuRows(
+            self.path, self.size, self.questions[index], self.answers[index], self.ratings[index], self.rows[index]
+        )
 
 
 def sudoku_tokens(digits: np.ndarray) -> np.ndarray:
@@ -57,8 +54,9 @@ def _read_table(path: Path) -> pa.Table:
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=1 << 24),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in CSV_COLUMNS},
-                                                 strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in CSV_COLUMNS}, strings_can_be_null=False
+            ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as err:
         raise DataError(path, None, f"unreadable CSV: {err}") from err
@@ -95,8 +93,9 @@ def _digits(path: Path, chars: np.ndarray, allowed_blank: bytes, size: int, what
         r = int(bad_rows[0])
         pos = int(np.argmax(digits[r] == 255))
         allowed = "".join(sorted(allowed_blank.decode())) + f" 1-{size}" if allowed_blank else f"1-{size}"
-        raise DataError(path, r + 1, f"{what} has character {chr(chars[r, pos])!r} at cell {pos} "
-                                     f"(allowed: {allowed.strip()})")
+        raise DataError(
+            path, r + 1, f"{what} has character {chr(chars[r, pos])!r} at cell {pos} (allowed: {allowed.strip()})"
+        )
     return digits
 
 
@@ -143,16 +142,21 @@ def validate_sudoku(path: Path, questions: np.ndarray, answers: np.ndarray, size
     if conflict.size:
         r = int(conflict[0])
         cell = int(np.argmax((questions[r] != 0) & (questions[r] != answers[r])))
-        raise DataError(path, int(rows[r]), f"answer contradicts the clue at cell {cell} (row {cell // size + 1}, "
-                                            f"column {cell % size + 1}): clue {questions[r, cell]}, answer {answers[r, cell]}")
+        raise DataError(
+            path,
+            int(rows[r]),
+            f"answer contradicts the clue at cell {cell} (row {cell // size + 1}, "
+            f"column {cell % size + 1}): clue {questions[r, cell]}, answer {answers[r, cell]}",
+        )
     broken = np.flatnonzero(invalid_rows(answers, size))
     if broken.size:
         r = int(broken[0])
         raise DataError(path, int(rows[r]), rule_violation(answers[r], size) or "answer breaks the Sudoku rules")
 
 
-def read_sudoku_csv(path: str | Path, size: int = 9, min_difficulty: int | None = None,
-                    validate: bool = True) -> SudokuRows:
+def read_sudoku_csv(
+    path: str | Path, size: int = 9, min_difficulty: int | None = None, validate: bool = True
+) -> SudokuRows:
     """Read and validate an HRM-layout Sudoku CSV of N x N puzzles (N in 4, 6, 9).
 
     ``min_difficulty`` keeps rows with ``rating >= min_difficulty`` (as the official builder); a row without a

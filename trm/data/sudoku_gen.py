@@ -1,28 +1,6 @@
 """Seeded generator of N×N Sudoku sets (N ∈ {4, 6, 9}) with unique solutions, a difficulty floor and train/test
-sets that do not share solution grids (for 9×9: not even up to the augmentation symmetries).
-
-One puzzle = a random complete grid (``sudoku_solver.random_full_grid``), then every cell is visited once in a
-random order and its clue removed unless that makes the solution non-unique; the result is a *minimal* puzzle
-(no clue can be dropped), or, with ``blanks``, digging stops once that many cells are blank (easier puzzles,
-e.g. for a CPU preset; grids whose dig cannot reach the count are skipped). It is rated with
-``sudoku_solver.rate`` and kept if ``rating >= min_rating`` and its question is new in the set. All randomness
-comes from one ``numpy.random.Generator(PCG64(seed))`` consumed in a fixed order and the solver is integer-only,
-so the same arguments give the same arrays on any machine (with the pinned numpy).
-
-Disjointness:
-* 4×4 has only 288 grids: the (sorted) pool is shuffled and split between train and test in proportion to the
-  requested counts, so no grid is in both. Puzzles of a set are distinct questions (about 31k distinct minimal
-  4×4 puzzles exist, so tens of thousands are reachable; all have rating 0 — naked singles always suffice).
-  Asking for more than exist fails with a clear error after ``MAX_ATTEMPTS_WITHOUT_PROGRESS`` fruitless tries.
-* 6×6 (28M grids): a test grid equal to a train grid is rejected.
-* 9×9: a test grid whose ``symmetry.grid_invariant`` equals a train grid's is rejected, so no test grid is
-  equivalent to a train grid under digit relabelling, band/row/stack/column permutations or transpose.
-
-Difficulty (measured on 10,000 dug 9×9 puzzles, seed 5): ratings have quartiles 11 / 29 / 81 and a 90th
-percentile of 192, while the real Sudoku-Extreme 1k rates 44 / 350 / 1021 with the same solver. Keeping
-rating ≥ ``HARD_MIN_RATING`` = 200 accepts 8.9% of dug puzzles and gives quartiles 251 / 327 / 489, close to the
-real median; 1000 such puzzles take about 15 s on one core.
-"""
+sets that do not share solution grids (for 9×9: not even up to the augmentation symmetries). Method, disjointness
+and measured difficulty: docs/architecture.md ("Design: the data")."""
 
 from __future__ import annotations
 
@@ -36,7 +14,7 @@ from numba import njit
 from trm.data.sudoku_solver import _ascending_order, _search, box_shape, random_full_grid, rate, solution_problem
 from trm.data.symmetry import grid_invariant, grid_invariants
 
-HARD_MIN_RATING = 200  # default floor for "hard" 9x9 sets (see the module docstring)
+HARD_MIN_RATING = 200  # floor for "hard" 9x9 sets: close to the real median (docs/architecture.md ("Design: the data"))
 MAX_ATTEMPTS_WITHOUT_PROGRESS = 100_000  # give up (with an error) after this many candidates in a row are rejected
 
 
@@ -113,7 +91,7 @@ def _enumerate_4x4() -> np.ndarray:
                     above = partial[-1]
                     if set(above[:2]) & set(row[:2]) or set(above[2:]) & set(row[2:]):
                         continue
-                grown.append(partial + [row])
+                grown.append([*partial, row])
         grids = grown
     return np.stack([np.concatenate(g) for g in grids])
 
@@ -215,11 +193,19 @@ def generate_sudoku_split(
         train_grids.add(key)
         return True
 
-    train = _generate(size, n_train, rng, min_rating, _random_grid_source(size, rng), new_train_grid, "train", progress,
-                      blanks)
+    train = _generate(
+        size, n_train, rng, min_rating, _random_grid_source(size, rng), new_train_grid, "train", progress, blanks
+    )
     test = _generate(
-        size, n_test, rng, min_rating, _random_grid_source(size, rng), _disjoint_filter(train.answers, size), "test",
-        progress, blanks,
+        size,
+        n_test,
+        rng,
+        min_rating,
+        _random_grid_source(size, rng),
+        _disjoint_filter(train.answers, size),
+        "test",
+        progress,
+        blanks,
     )
     return train, test
 

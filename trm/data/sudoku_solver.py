@@ -1,25 +1,6 @@
-"""Sudoku rules, solution counting and a difficulty rating for N×N grids, N ∈ {4, 6, 9}.
-
-Grids are uint8 arrays of N*N cells in row-major order, 0 = blank, 1..N = digits (NOT the model's tokens, which
-are shifted by one; readers convert). Boxes are 2×2 for N=4, 2 rows × 3 columns for N=6 and 3×3 for N=9.
-Messages name rows/columns/boxes 1-based (box k counts left to right, top to bottom), as a human reads a grid.
-
-The search engine (numba, ``cache=True``) is one deterministic depth-first solver:
-
-1. Among the empty cells pick the one with the fewest candidates (MRV); ties go to the first cell in row-major
-   order. Candidates of a cell = digits not yet in its row, column or box.
-2. 0 candidates → dead end, backtrack. 1 candidate → place it (a *naked single*; this is the only propagation,
-   so forced cells are filled one at a time by the same rule). ≥2 candidates → a *branching decision*: try the
-   candidates in ascending digit order (or the caller's order, for random grid generation), each try counting
-   as one **guess**, undoing everything placed since the decision before trying the next one.
-   (The order in which forced cells get filled cannot change the count: naked singles reach the same fixpoint, or
-   a dead end, before the next decision whatever their order.)
-
-``rate(question)`` = the number of guesses made before the first complete grid is reached. 0 means naked singles
-alone solve the puzzle. A puzzle whose first candidate is always right still counts one guess per decision, so
-the rating measures both the branching needed and the wrong turns taken. It depends on digit labels (ascending
-trial order), so augmented copies of a puzzle may rate differently; ratings are only used to filter generated sets.
-"""
+"""Sudoku rules, solution counting and a difficulty rating for N×N grids, N ∈ {4, 6, 9}: one deterministic
+depth-first solver (numba). Grids are raw digits (0 blank, 1..N), not model tokens. How the search and the rating
+work: docs/architecture.md ("Design: the data")."""
 
 from __future__ import annotations
 
@@ -38,7 +19,7 @@ def box_shape(size: int) -> tuple[int, int]:
 
 @njit(cache=True)
 def _search(grid_in, n, box_r, box_c, limit, value_order):
-    """Depth-first search described in the module docstring.
+    """Depth-first search (MRV cell choice, naked singles, each tried candidate of a decision = one guess).
 
     Returns (solutions found (capped at ``limit``), guesses made before the first solution (-1 if none),
     first solution (zeros if none)). ``value_order[cell, k]`` is the k-th digit tried at a decision on ``cell``.
@@ -217,7 +198,7 @@ def clue_conflict(question: np.ndarray, answer: np.ndarray) -> str | None:
     q, a = np.asarray(question).reshape(-1), np.asarray(answer).reshape(-1)
     if q.size != a.size:
         return f"question has {q.size} cells but answer has {a.size}"
-    size = int(round(q.size**0.5))
+    size = round(q.size**0.5)
     bad = np.flatnonzero((q != 0) & (q != a))
     if bad.size:
         r, c = divmod(int(bad[0]), size)
@@ -242,7 +223,7 @@ def solve(question: np.ndarray, size: int) -> np.ndarray | None:
 
 
 def rate(question: np.ndarray, size: int) -> int:
-    """Guesses the deterministic solver makes before it finds the (first) solution; see the module docstring.
+    """Guesses the deterministic solver makes before it finds the (first) solution (0 = naked singles suffice).
     Raises ValueError if the puzzle has no solution."""
     grid = _as_grid(question, size, "question", allow_blank=True)
     br, bc = box_shape(size)

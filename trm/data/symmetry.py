@@ -1,27 +1,6 @@
-"""Equivalence of 9×9 Sudoku solution grids under the augmentation symmetries, via a provable invariant.
-
-The augmentation group is: digit relabelling, band permutations, row-in-band permutations, stack permutations,
-column-in-stack permutations and transpose (about 1.2e12 transforms, 3.4M without relabelling). An exact canonical
-form would need a search over those 3.4M arrangements per grid, so instead ``grid_invariant`` computes a value that
-is provably identical for equivalent grids; two grids with different invariants are therefore NOT equivalent, and a
-generator that rejects any candidate whose invariant matches a training grid's is sound (conservative: a rare
-non-equivalent grid with a colliding invariant is rejected too).
-
-Invariant (for the rows; columns likewise, on the transposed grid):
-
-* For rows i ≠ j let ``p_ij`` be the permutation of digits "d in row i sits above p_ij(d) in row j" (same column).
-  Its **cycle type** does not change under digit relabelling (``p`` becomes ``s p s⁻¹``) nor under any column
-  permutation (the pairing of digits by column is kept), and ``p_ji = p_ij⁻¹`` has the same cycle type.
-* Put the cycle-type codes in a 9×9 matrix ``M[i, j]``. A band-preserving row permutation ``r`` (band order ×
-  order inside each band: 6·6³ = 1296 of them) turns it into ``M[r(a), r(b)]``; the lexicographically smallest
-  upper triangle over all 1296 ``r`` is therefore unchanged by the row symmetries as well.
-* Transpose swaps the row and column parts, so the invariant is the sorted pair (row part, column part).
-
-Measured: 3,000 random grids (4.5M pairs) gave 3,000 distinct invariants. The real Sudoku-Extreme 1k training
-answers give 992 distinct invariants: 8 pairs collide, and a brute-force search over all 3.4M row/column
-arrangements (relabelling solved per arrangement) confirmed that each of the 8 pairs IS equivalent, i.e. that
-set itself contains symmetric copies. Cost: about 0.3 ms per grid.
-"""
+"""Equivalence of 9×9 Sudoku solution grids under the augmentation symmetries, via an invariant that is provably
+identical for equivalent grids (so different invariants mean not equivalent). The proof and measurements:
+docs/architecture.md ("Design: the data")."""
 
 from __future__ import annotations
 

@@ -1,19 +1,15 @@
-"""Streaming, deterministic writer of a built dataset folder (see ``trm/data/schema.py`` for the layout).
+"""Streaming, deterministic, atomic writer of a built dataset folder (layout: ``trm/data/schema.py``).
 
-Why streaming: ARC-AGI with 1000 augmentations is ~4M rows of 2x900 tokens (~7 GB raw); builders hand over one
-group at a time and the writer flushes fixed-size row groups, so peak RAM stays at one row group plus one group
-(measured: ~0.8 GB peak RSS for the whole ARC-AGI-1 aug-1000 build).
-Why deterministic: row-group boundaries depend only on the row count, compression is zstd at a fixed level and no
-timestamp is written anywhere, so the same parameters give byte-identical files (DVC and lineage rely on it).
-Why a temp folder: a failed or interrupted build must never leave a half-written dataset where a reader looks.
+Builders hand over one group at a time and fixed-size row groups are flushed, so peak RAM stays small even for ARC
+with 1000 augmentations; the same parameters give byte-identical files (DVC and lineage rely on it); a failed build
+never leaves a half-written folder where a reader looks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trm.atomic import atomic_folder, atomic_write_text
 from trm.data.schema import BLANK_IDENTIFIER, DatasetMetadata, SplitStats, example_schema
 
 ROW_GROUP_SIZE = 65536  # upper bound on rows per row group
@@ -203,10 +200,8 @@ class ExampleWriter:
     def abort(self) -> None:
         if not self.closed:
             self.closed = True
-            try:
+            with contextlib.suppress(Exception):  # the temp folder is deleted anyway
                 self._writer.close()
-            except Exception:  # noqa: BLE001 - the temp folder is deleted anyway
-                pass
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -218,14 +213,17 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def dump_json(path: Path, obj: Any) -> None:
-    """Deterministic JSON (key order as given, no floats formatting surprises) written to a temp name then renamed."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
-    tmp.replace(path)
+    """Deterministic compact JSON (key order as given, no trailing newline), written atomically."""
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+
+class _NotCommitted(Exception):
+    """Thrown into the temporary folder's context when a writer is left without ``commit``: discard it."""
 
 
 class DatasetWriter:
-    """Builds ``<out>`` atomically: everything goes to ``<out>.tmp-<random>/`` and is renamed on ``commit``.
+    """Builds ``<out>`` atomically: everything goes to a temporary folder beside it (``trm.atomic.atomic_folder``),
+    which takes ``<out>``'s place on ``commit``.
 
     Use as a context manager; leaving the block by an exception (or without ``commit``) deletes the temp folder, so
     nothing is left behind and an older build at ``<out>`` is untouched.
@@ -235,19 +233,33 @@ class DatasetWriter:
         self.out = Path(out)
         self.seq_len = seq_len
         self.row_group_size = row_group_size
-        self.tmp = self.out.with_name(f"{self.out.name}.tmp-{uuid.uuid4().hex[:10]}")
+        self._folder = atomic_folder(self.out)
+        self._tmp: Path | None = None
         self._splits: dict[str, ExampleWriter] = {}
         self.identifiers: list[str] = [BLANK_IDENTIFIER]
         self.committed = False
 
+    @property
+    def tmp(self) -> Path:
+        """The temporary folder being filled (inside the ``with`` block only)."""
+        if self._tmp is None:
+            raise RuntimeError(f"DatasetWriter({self.out}) is used outside its `with` block")
+        return self._tmp
+
     def __enter__(self) -> DatasetWriter:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir()
+        self._tmp = self._folder.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if not self.committed:
-            self._discard()
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._tmp is None:  # committed, or its commit failed and removed the temp folder already
+            return
+        self._tmp = None
+        for writer in self._splits.values():
+            writer.abort()
+        error = exc if exc is not None else _NotCommitted()
+        self._folder.__exit__(type(error), error, tb)  # removes the temp folder; `exc` propagates as usual
 
     def split(self, name: str) -> ExampleWriter:
         """The writer of split ``name`` (created on first use)."""
@@ -266,29 +278,9 @@ class DatasetWriter:
         """
         splits = {name: writer.close() for name, writer in self._splits.items()}
         self.write_json("identifiers.json", self.identifiers)
-        meta = DatasetMetadata(
-            **metadata, splits=splits, num_puzzle_identifiers=len(self.identifiers)
-        )
-        final_meta = self.tmp / "metadata.json"
-        part = final_meta.with_name("metadata.json.part")
-        part.write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        part.replace(final_meta)
-        old = None
-        if self.out.exists():
-            old = self.out.with_name(f"{self.out.name}.old-{uuid.uuid4().hex[:10]}")
-            self.out.rename(old)
-        try:
-            self.tmp.rename(self.out)
-        except BaseException:
-            if old is not None:
-                old.rename(self.out)
-            raise
+        meta = DatasetMetadata(**metadata, splits=splits, num_puzzle_identifiers=len(self.identifiers))
+        atomic_write_text(self.tmp / "metadata.json", meta.model_dump_json(indent=2) + "\n")
+        self._tmp = None
+        self._folder.__exit__(None, None, None)  # the rename into place (on failure the temp folder is removed)
         self.committed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return meta
-
-    def _discard(self) -> None:
-        for writer in self._splits.values():
-            writer.abort()
-        shutil.rmtree(self.tmp, ignore_errors=True)

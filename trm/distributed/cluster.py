@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ray
+
 # Defaults for local sessions: no token auth (local only), fast Train health checks (each report otherwise blocks
 # ~2 s on a 2-core machine). Set before Ray starts so the raylet and every worker inherit them. The dashboard must
 # stay on: it serves Ray's state API, which Train's PlacementGroupCleaner polls to free the resources of a run whose
@@ -50,8 +52,6 @@ class RaySession:
 
     def close(self) -> None:
         """Disconnect if we connected, stop Ray if we started it; a session reused from the caller is left alone."""
-        import ray
-
         if self.connected_here and ray.is_initialized():
             ray.shutdown()
         _restore_env(self.restore_env)
@@ -66,8 +66,6 @@ def apply_local_env_defaults() -> None:
 
 
 def _describe(started_here: bool, connected_here: bool, temp_dir: str | None) -> RaySession:
-    import ray
-
     alive = [n for n in ray.nodes() if n.get("Alive")]
     return RaySession(
         address=ray.get_runtime_context().gcs_address,
@@ -89,8 +87,6 @@ def connect(
 ) -> RaySession:
     """Join the cluster at ``address`` (or ``$RAY_ADDRESS``); without one start a local Ray with its own temp dir.
     Reuses an already initialised Ray in this process (then ``started_here`` is False, so we never stop it)."""
-    import ray
-
     if ray.is_initialized():
         return _describe(False, False, None)
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -107,8 +103,9 @@ def connect(
     restore = {key: os.environ.get(key) for key in ("RAY_TMPDIR", "RAY_ADDRESS")}
     os.environ["RAY_TMPDIR"] = folder
     try:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, _temp_dir=folder, log_to_driver=log_to_driver,
-                 include_dashboard=None)
+        ray.init(
+            num_cpus=num_cpus, num_gpus=num_gpus, _temp_dir=folder, log_to_driver=log_to_driver, include_dashboard=None
+        )
         address = ray.get_runtime_context().gcs_address
         (Path(folder) / "ray").mkdir(exist_ok=True)
         (Path(folder) / "ray" / "ray_current_cluster").write_text(address)

@@ -1,32 +1,42 @@
-"""A Ray Train (V2) job around our ``Trainer``: N workers, the torch process group Ray sets up, checkpoints and
-results in a local folder or S3, automatic restore after a worker failure and resume of a stopped run.
+"""A Ray Train (V2) job around the one training loop: N workers on the torch process group Ray sets up,
+checkpoints and results in a local folder or S3, restore after a worker failure and resume of a stopped run.
 
-Why the per-worker loop is thin: the step, the sampler's per-rank slice, the evaluation and the checkpoint
-format all live in ``trm.train`` / ``trm.evaluate``; this file only wires them to Ray (context, report,
-checkpoint hand-off). Every report carries a checkpoint written by rank 0 (our folder format: state.safetensors +
-state.json), so ``load_exported`` / ``load_trainer`` read a Ray checkpoint directly.
-
-Resume: Ray Train V2 keeps a checkpoint-manager snapshot under ``storage/name``. A new ``fit`` with the same name
-and storage finds it and hands the latest checkpoint to the workers (``ray.train.get_checkpoint``), exactly as
-after a worker failure; the loop then restores the full trainer state and continues.
+Each worker runs ``trm.train.loop.train`` with two Ray-specific hooks: checkpoints and reports go through
+``ray.train.report`` (our checkpoint folder format inside a Ray checkpoint, so ``load_exported`` reads it directly),
+and the restore point is ``ray.train.get_checkpoint()``. A new ``fit`` with the same name and storage finds Ray's
+snapshot of the run and hands its latest checkpoint to the workers, exactly as after a worker failure.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import shutil
 import socket
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ray
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
 
+from trm.atomic import atomic_write_json
 from trm.config import TRMConfig
-from trm.distributed.storage import S3Settings, Storage, resolve_storage
+from trm.data.build import ensure_built
+from trm.distributed.cluster import connect
+from trm.distributed.storage import Storage, resolve_storage
+from trm.evaluate.training import TrainingEvaluator
+from trm.s3 import S3Settings
+from trm.train.checkpoint import load_trainer, write_checkpoint
+from trm.train.hooks import EvalSummaries, Report
+from trm.train.loop import LoopHooks, train
+from trm.train.trainer import Trainer
 
 SCORE_METRIC = "eval_exact_accuracy"  # what "best" means for checkpoints and trials
 # What Tune's ASHA ranks: eval exact accuracy, with token accuracy only breaking ties. Early in a run every trial is
@@ -35,6 +45,7 @@ SCORE_METRIC = "eval_exact_accuracy"  # what "best" means for checkpoints and tr
 TUNE_SCORE = "eval_score"
 TIE_BREAK_WEIGHT = 1e-3
 RAY_META_KEY = "ray"  # extra section in state.json: restore count across attempts
+EVAL_KEYS = ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps", "puzzles_per_second")
 
 
 class RayScaling(BaseModel):
@@ -53,9 +64,8 @@ class RayScaling(BaseModel):
         return self.threads_per_worker or max(1, int(self.cpus_per_worker))
 
 
-@dataclass
-class RayTrainResult:
-    """What a Ray training run produced; JSON-ready via ``to_json`` (the Prefect flows record it)."""
+class RayTrainResult(BaseModel):
+    """What a Ray training run produced (the Prefect flows record it as JSON)."""
 
     name: str
     storage_uri: str
@@ -65,160 +75,134 @@ class RayTrainResult:
     seconds: float
     best_checkpoint: str | None
     latest_checkpoint: str | None
-    checkpoints: list[str] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    best_metrics: dict[str, Any] = field(default_factory=dict)
+    checkpoints: list[str] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)  # the last report
+    best_metrics: dict[str, Any] = Field(default_factory=dict)  # the report of the best checkpoint
     restored: bool = False  # the final attempt started from a checkpoint (failure restore or resume)
     restores: int = 0  # how many attempts of this run started from a checkpoint, over all fits
     restored_from_step: int | None = None
     workers: int = 1
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-# ---------------------------------------------------------------------------------------------- the worker loop
-def _write_worker_info(folder: str | None, info: dict[str, Any]) -> None:
-    """Debug/ops aid: each worker records pid and node so operators (and tests) can find and signal it."""
-    if not folder:
-        return
-    target = Path(folder)
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / f".rank{info['rank']}.json.tmp"
-    tmp.write_text(json.dumps(info))
-    tmp.replace(target / f"rank{info['rank']}.json")
-
-
-def _eval_metrics(evals: dict[str, dict[str, Any]]) -> dict[str, float]:
-    out: dict[str, float] = {}
+# ---------------------------------------------------------------------------------------------- the worker side
+def eval_metrics(evals: EvalSummaries) -> dict[str, float]:
+    """Flat ``eval_*`` metrics of the first eval mode (and ``eval_<mode>_*`` of every mode) plus Tune's score.
+    Before the first evaluation the score keys are NaN, which Ray ranks below every real score."""
+    out: dict[str, float] = {SCORE_METRIC: math.nan, TUNE_SCORE: math.nan}
     for index, (mode, summary) in enumerate(evals.items()):
-        for key in ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps", "puzzles_per_second"):
+        for key in EVAL_KEYS:
             if key in summary:
                 out[f"eval_{mode}_{key}"] = float(summary[key])
                 if index == 0:
                     out[f"eval_{key}"] = float(summary[key])
-    if "eval_exact_accuracy" in out:
-        out[TUNE_SCORE] = out["eval_exact_accuracy"] + TIE_BREAK_WEIGHT * out.get("eval_accuracy", 0.0)
+    if evals:
+        out[TUNE_SCORE] = out[SCORE_METRIC] + TIE_BREAK_WEIGHT * out.get("eval_accuracy", 0.0)
     return out
 
 
-def _worker_device(use_gpu: bool):
-    import torch
+def ray_metrics(report: Report, restores: int) -> dict[str, Any]:
+    """What one ``ray.train.report`` carries (Tune sees the same through TuneReportCallback)."""
+    metrics: dict[str, Any] = {f"train_{k}": float(v) for k, v in report.train.items()}
+    metrics.update(eval_metrics(report.evals))
+    metrics.update(
+        {
+            "step": report.step,
+            "total_steps": report.total_steps,
+            "eval_step": -1 if report.eval_step is None else report.eval_step,
+            "loss": float(report.train.get("lm_loss", 0.0) + report.train.get("q_halt_loss", 0.0)),
+            "lr": float(report.train.get("lr", 0.0)),
+            "steps_per_second": report.steps_per_second,
+            "samples_per_second": report.samples_per_second,
+            "restores": restores,
+            "world_size": report.world_size,
+            "restored_from_step": -1 if report.restored_from_step is None else report.restored_from_step,
+        }
+    )
+    return metrics
 
-    if not use_gpu:
-        return torch.device("cpu")
-    import ray.train.torch
 
-    return ray.train.torch.get_device()
+class RayCheckpoints:
+    """The loop's checkpoint hook inside a Ray Train worker: restore from ``ray.train.get_checkpoint()``, report
+    every checkpoint (rank 0 uploads it) and every evaluation to Ray."""
+
+    def __init__(self) -> None:
+        self.restores = 0
+
+    def restore(self, trainer: Trainer) -> int | None:
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            meta = load_trainer(trainer, Path(folder))
+        self.restores = int(meta.get(RAY_META_KEY, {}).get("restores", 0)) + 1
+        return trainer.step_count
+
+    def save(self, trainer: Trainer, report: Report) -> str | None:
+        tensors, meta = trainer.state_dict()  # collective: carries are gathered from every rank
+        metrics = ray_metrics(report, self.restores)
+        if trainer.rank != 0:
+            ray.train.report(metrics)
+            return None
+        meta[RAY_META_KEY] = {"restores": self.restores, "workers": trainer.world_size}
+        name = f"checkpoint_step_{report.step:08d}"
+        with tempfile.TemporaryDirectory(prefix="trm-ckpt-") as staging:
+            folder = write_checkpoint(Path(staging) / "checkpoint", tensors, meta)
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(folder)), checkpoint_dir_name=name)
+        return name
+
+    def report(self, report: Report) -> None:
+        ray.train.report(ray_metrics(report, self.restores))
+
+
+def _worker_device(use_gpu: bool) -> torch.device:
+    return ray.train.torch.get_device() if use_gpu else torch.device("cpu")
+
+
+def _record_worker(folder: str | None, info: dict[str, Any]) -> None:
+    """Ops aid: each worker records its pid and node, so operators (and tests) can find and signal it."""
+    if folder:
+        atomic_write_json(Path(folder) / f"rank{info['rank']}.json", info)
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
-    """Runs in every Ray Train worker: build the Trainer on Ray's process group, restore, step, evaluate, report."""
-    import ray.train
-    import torch
-    import torch.distributed as dist
-
-    from trm.data.loader import PuzzleDataset
-    from trm.train.checkpoint import load_trainer, write_checkpoint
-    from trm.train.loop import ensure_dataset, run_evaluation
-    from trm.train.metrics_log import MetricsLog
-    from trm.train.trainer import Trainer
-
+    """Runs in every Ray Train worker: the one training loop on Ray's process group with Ray's hooks."""
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(int(loop_config["threads"]))
     config = TRMConfig.model_validate(loop_config["config"])
     group = dist.group.WORLD if world > 1 and dist.is_initialized() else None
     device = _worker_device(loop_config["use_gpu"])
-    _write_worker_info(loop_config.get("worker_info_dir"), {
-        "rank": rank, "world_size": world, "pid": os.getpid(), "hostname": socket.gethostname(),
-        "node_id": ray.get_runtime_context().get_node_id(), "threads": torch.get_num_threads(),
-        "device": str(device), "started": time.time(),
-    })
-
-    # Each node's first worker builds a missing dataset (a registered name); the others wait for it.
-    if context.get_local_rank() == 0 and not (config.data.resolve_path() / "metadata.json").is_file():
-        ensure_dataset(config)
-    if group is not None:
-        dist.barrier(group=group)
-    data_path = config.data.resolve_path()
-    train_ds = PuzzleDataset.open(data_path, "train")
-    eval_ds = PuzzleDataset.open(data_path, config.eval.split)
-    trainer = Trainer(config, train_ds, process_group=group, device=device)
-
-    restores, restored_from = 0, None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            meta = load_trainer(trainer, Path(folder))
-        restores = int(meta.get(RAY_META_KEY, {}).get("restores", 0)) + 1
-        restored_from = trainer.step_count
-
-    # The per-step curve (Ray itself keeps only the reports made at evaluations): rank 0 writes the same
-    # metrics.jsonl as a single-process run into run.path(); on a multi-node cluster that folder must be shared.
-    log = MetricsLog(config.run.path() / "metrics.jsonl", enabled=rank == 0)
-    if restored_from is not None:
-        log.truncate_after(restored_from)
-    elif rank == 0 and log.path.exists():
-        log.path.unlink()  # a fresh run replaces an old log instead of appending to it
-
-    t = config.train
-    steps_per_epoch = trainer.steps_per_epoch
-    every = t.eval_interval or t.checkpoint_interval
-    report_every = max(1, round(every * steps_per_epoch if t.interval_unit == "epochs" else every)) if every else None
-    eval_model = trainer.ema_model()
-    global_batch = t.global_batch_size
-
-    def report(step_metrics: dict[str, float], window_seconds: float, window_steps: int, save: bool) -> dict:
-        evals = run_evaluation(trainer, eval_model, eval_ds)  # collective: every rank evaluates its share
-        for mode, summary in evals.items():
-            log.write("eval", trainer.step_count, {"mode": mode, **summary})
-        metrics: dict[str, Any] = {f"train_{k}": float(v) for k, v in step_metrics.items()}
-        metrics.update(_eval_metrics(evals))
-        metrics.update({
-            "step": trainer.step_count, "total_steps": trainer.total_steps,
-            "loss": float(step_metrics.get("lm_loss", 0.0) + step_metrics.get("q_halt_loss", 0.0)),
-            "lr": float(step_metrics.get("lr", 0.0)),
-            "steps_per_second": window_steps / max(window_seconds, 1e-9),
-            "samples_per_second": window_steps * global_batch / max(window_seconds, 1e-9),
-            "restores": restores, "restored_from_step": -1 if restored_from is None else restored_from,
+    _record_worker(
+        loop_config.get("worker_info_dir"),
+        {
+            "rank": rank,
             "world_size": world,
-        })
-        if not save:
-            ray.train.report(metrics)
-            return metrics
-        tensors, meta = trainer.state_dict()  # collective (carries are gathered)
-        if rank != 0:
-            ray.train.report(metrics)
-            return metrics
-        meta[RAY_META_KEY] = {"restores": restores, "workers": world}
-        staging = Path(tempfile.mkdtemp(prefix="trm-ckpt-"))
-        try:
-            folder = write_checkpoint(staging / "checkpoint", tensors, meta)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)),
-                             checkpoint_dir_name=f"checkpoint_step_{trainer.step_count:08d}")
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return metrics
-
-    last: dict[str, Any] = {}
-    reported = False
-    window_start, window_steps = time.perf_counter(), 0
-    step_metrics: dict[str, float] = {}
-    while trainer.step_count < trainer.total_steps:
-        step_metrics = trainer.step()
-        window_steps += 1
-        step = trainer.step_count
-        if step % t.log_interval == 0 or step == trainer.total_steps:
-            log.write("train", step, step_metrics)
-        if (report_every and step % report_every == 0) or step == trainer.total_steps:
-            last = report(step_metrics, time.perf_counter() - window_start, window_steps, save=True)
-            reported = True
-            window_start, window_steps = time.perf_counter(), 0
-    if not reported:  # resumed a run that had already finished: report its final evaluation once more
-        last = report(step_metrics, 1.0, 0, save=False)
-    return {"steps": trainer.step_count, "total_steps": trainer.total_steps, "restores": restores,
-            "restored_from_step": restored_from, "metrics": last}
+            "pid": os.getpid(),
+            "hostname": socket.gethostname(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+            "started": time.time(),
+        },
+    )
+    checkpoints = RayCheckpoints()
+    # rank 0 keeps the per-step metrics.jsonl in run.path(); on a multi-node cluster that folder must be shared
+    hooks = LoopHooks(checkpoints=checkpoints, evaluate=TrainingEvaluator.for_run(config))
+    result = train(
+        config,
+        hooks=hooks,
+        process_group=group,
+        device=device,
+        progress=False,
+        export=False,
+        builds_data=context.get_local_rank() == 0,
+    )  # each node's first worker builds missing data
+    return {
+        "steps": result.steps,
+        "total_steps": result.total_steps,
+        "restores": checkpoints.restores,
+        "restored_from_step": result.restored_from_step,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- the driver side
@@ -232,17 +216,12 @@ def build_torch_trainer(
     max_failures: int = 2,
     keep_best: int = 2,
     worker_info_dir: str | None = None,
-    callbacks: list | None = None,
+    callbacks: list[Any] | None = None,
     score_attribute: str = SCORE_METRIC,
-):
+) -> TorchTrainer:
     """A configured ``TorchTrainer`` (not started). Tune's trials call this too, adding TuneReportCallback and
     keeping checkpoints by the metric Tune ranks with (so the checkpoint Tune calls best is never deleted)."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    resources = {"CPU": scaling.cpus_per_worker}
-    if use_gpu:
-        resources["GPU"] = scaling.gpus_per_worker
+    resources = {"CPU": scaling.cpus_per_worker, **({"GPU": scaling.gpus_per_worker} if use_gpu else {})}
     loop_config = {
         "config": config.model_dump(mode="json"),
         "threads": scaling.threads(),
@@ -257,8 +236,9 @@ def build_torch_trainer(
             name=name,
             storage_path=storage.ray_path,
             storage_filesystem=storage.filesystem,
-            checkpoint_config=CheckpointConfig(num_to_keep=keep_best, checkpoint_score_attribute=score_attribute,
-                                               checkpoint_score_order="max"),
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=keep_best, checkpoint_score_attribute=score_attribute, checkpoint_score_order="max"
+            ),
             failure_config=FailureConfig(max_failures=max_failures),
             callbacks=callbacks,
             worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(scaling.threads())}},
@@ -278,67 +258,68 @@ def checkpoint_uri(storage: Storage, path: str) -> str:
     return f"s3://{path.lstrip('/')}" if storage.is_remote else str(path)
 
 
+def absolute_run_folder(config: TRMConfig) -> TRMConfig:
+    """Workers run in Ray's own working directory: the run folder (metrics.jsonl) must be absolute."""
+    run_dir = str(Path(config.run.output_dir).expanduser().resolve())
+    return config.model_copy(update={"run": config.run.model_copy(update={"output_dir": run_dir})})
+
+
 def run_ray_training(
     config: TRMConfig,
     *,
     address: str | None = None,
+    scaling: RayScaling | None = None,
     workers: int = 1,
     storage: str | Path | None = None,
     s3: S3Settings | None = None,
     name: str | None = None,
-    cpus_per_worker: float = 1.0,
-    threads_per_worker: int | None = None,
-    use_gpu: bool | None = None,
     max_failures: int = 2,
     keep_best: int = 2,
     worker_info_dir: str | Path | None = None,
 ) -> RayTrainResult:
-    """Train ``config`` on Ray (a cluster at ``address``, or a local Ray started for this call). Checkpoints and
-    results go to ``storage/name`` (a folder or ``s3://bucket/prefix``); calling again with the same name and
-    storage resumes from the latest checkpoint. Returns where the best checkpoint is and the last metrics."""
-    from trm.distributed.cluster import connect
-
+    """Train ``config`` on Ray (a cluster at ``address``, or a local Ray started for this call) with ``scaling``
+    (default: ``workers`` workers of one CPU). Checkpoints and results go to ``storage/name`` (a folder or
+    ``s3://bucket/prefix``); calling again with the same name and storage resumes from the latest checkpoint."""
     started = time.perf_counter()
-    # workers run in Ray's own working directory: make the run folder (metrics.jsonl) absolute on the driver
-    run_dir = str(Path(config.run.output_dir).expanduser().resolve())
-    config = config.model_copy(update={"run": config.run.model_copy(update={"output_dir": run_dir})})
-    scaling = RayScaling(workers=workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
-                         threads_per_worker=threads_per_worker)
+    config = absolute_run_folder(config)
+    scaling = scaling or RayScaling(workers=workers)
     target = resolve_storage(storage, s3)
     run_name = name or config.run.name
     session = connect(address)
     try:
-        if session.started_here:
-            from trm.train.loop import ensure_dataset
-
-            ensure_dataset(config)  # one build on this machine before the workers start
-        gpu = resolve_use_gpu(scaling, session.gpus)
-        trainer = build_torch_trainer(config, scaling=scaling, storage=target, name=run_name, use_gpu=gpu,
-                                      max_failures=max_failures, keep_best=keep_best,
-                                      worker_info_dir=str(worker_info_dir) if worker_info_dir else None)
+        if session.started_here:  # one build on this machine before the workers start
+            ensure_built(config.data.resolve_path(), config.data.name)
+        trainer = build_torch_trainer(
+            config,
+            scaling=scaling,
+            storage=target,
+            name=run_name,
+            use_gpu=resolve_use_gpu(scaling, session.gpus),
+            max_failures=max_failures,
+            keep_best=keep_best,
+            worker_info_dir=str(worker_info_dir) if worker_info_dir else None,
+        )
         result = trainer.fit()
     finally:
         session.close()
     return summarize_result(result, target, run_name, scaling.workers, time.perf_counter() - started)
 
 
-def summarize_result(result, storage: Storage, name: str, workers: int, seconds: float) -> RayTrainResult:
-    """Turn a Ray ``Result`` into our JSON-ready record (best = highest eval exact accuracy, latest on ties)."""
+def summarize_result(
+    result: ray.train.Result, storage: Storage, name: str, workers: int, seconds: float
+) -> RayTrainResult:
+    """Turn a Ray ``Result`` into our record (best = highest eval exact accuracy, latest on ties)."""
     returned = result.return_value or {}
     metrics = dict(result.metrics or {})
     kept = list(result.best_checkpoints or [])
-    best = None
-    if kept:
-        best = max(kept, key=lambda item: (item[1].get(SCORE_METRIC, float("-inf")), item[1].get("step", 0)))
+    best = max(kept, key=lambda item: (_score(item[1]), item[1].get("step", 0))) if kept else None
     restored_from = returned.get("restored_from_step")
-    if restored_from is None and metrics.get("restored_from_step", -1) >= 0:
-        restored_from = int(metrics["restored_from_step"])
     return RayTrainResult(
         name=name,
         storage_uri=storage.uri,
         run_uri=storage.uri_of(name),
-        steps=int(returned.get("steps", metrics.get("step", 0))),
-        total_steps=int(returned.get("total_steps", metrics.get("total_steps", 0))),
+        steps=int(returned.get("steps") or metrics.get("step") or 0),
+        total_steps=int(returned.get("total_steps") or metrics.get("total_steps") or 0),
         seconds=seconds,
         best_checkpoint=checkpoint_uri(storage, best[0].path) if best else None,
         latest_checkpoint=checkpoint_uri(storage, result.checkpoint.path) if result.checkpoint else None,
@@ -346,15 +327,19 @@ def summarize_result(result, storage: Storage, name: str, workers: int, seconds:
         metrics=metrics,
         best_metrics=dict(best[1]) if best else {},
         restored=restored_from is not None,
-        restores=int(returned.get("restores", metrics.get("restores", 0))),
+        restores=int(returned.get("restores") or metrics.get("restores") or 0),
         restored_from_step=restored_from,
         workers=workers,
     )
+
+
+def _score(metrics: dict[str, Any]) -> float:
+    value = float(metrics.get(SCORE_METRIC, math.nan))
+    return -math.inf if math.isnan(value) else value
 
 
 def fetch_checkpoint(uri: str, destination: Path, s3: S3Settings | None = None) -> Path:
     """A local folder holding the checkpoint at ``uri`` (downloaded from S3 when remote; local paths as is)."""
     if not uri.startswith("s3://"):
         return Path(uri)
-    storage = resolve_storage(uri, s3)
-    return storage.download(uri, Path(destination))
+    return resolve_storage(uri, s3).download(uri, Path(destination))

@@ -1,23 +1,6 @@
-"""The ARC evaluator of spec §4.2: crop, undo augmentation, vote across variants, pass@K, submission.json.
-
-Standalone: it needs only the model's argmax tokens and q_halt logit per test-split row, plus the built dataset
-folder (its `test.parquet` augmentation record and `test_puzzles.json`). Nothing here touches the model.
-
-Flow per test-split row: crop the 30x30 prediction to the largest top-left rectangle of colour tokens (2..11),
-subtract 2; invert the dihedral transform then the colour map recorded for the row; hash the grid; add one vote
-with sigmoid(q_halt) for (original task, test pair). The same is done to the row's input and checked against the
-raw task, so a wrong augmentation record fails loudly instead of silently scoring zero.
-
-Scoring per (task, test pair): distinct grids ranked by vote count, ties broken by mean sigmoid(q_halt) (then by
-first appearance, to stay deterministic); pass@K = the true output is among the top K. A task scores the fraction of
-its test pairs solved; `pass@K` is the mean over all held-out tasks (a task with no predictions scores 0).
-
-`submission.json` holds one entry per test pair, in order, with `attempt_1..attempt_K` (the single candidate
-repeated when there is only one). Unlike the official evaluator, a test pair without any prediction still gets an
-entry (`[[0]]`), so attempts never shift onto the wrong test input.
-
-Vote pooling across evaluations (the official `aggregated_voting=True`) is OFF by default: `begin()` clears the
-votes so each checkpoint is scored on its own predictions. Pass `pool_across_evaluations=True` to keep them.
+"""The ARC evaluator of docs/reference.md §4.2: crop, undo augmentation, vote across variants, pass@K and
+submission.json, from the model's argmax tokens and q_halt logits per test-split row (nothing here runs the model).
+The procedure and where it differs from the official evaluator: docs/architecture.md, "Design: evaluation".
 """
 
 from __future__ import annotations
@@ -32,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from trm.atomic import atomic_write_json
 from trm.data.augment import inverse_dihedral  # the data side's own transforms: the inverse cannot drift from them
 
 PASS_KS: tuple[int, ...] = (1, 2, 5, 10, 100, 1000)
@@ -75,13 +59,13 @@ def invert_augmentation(grid: np.ndarray, dihedral_id: int, value_map: Sequence[
     The variant was made as `augmented = dihedral(value_map[original])`; colour maps and rotations commute, so undo
     the colour map (its inverse permutation) and apply the inverse dihedral.
     """
-    value_map = np.asarray(value_map, dtype=np.int64)
-    if sorted(value_map.tolist()) != list(range(NUM_COLOURS)):
-        raise ArcEvalError(f"aug_value_map {value_map.tolist()} is not a permutation of 0..9")
+    colours = np.asarray(value_map, dtype=np.int64)
+    if sorted(colours.tolist()) != list(range(NUM_COLOURS)):
+        raise ArcEvalError(f"aug_value_map {colours.tolist()} is not a permutation of 0..9")
     if not 0 <= dihedral_id < 8:
         raise ArcEvalError(f"aug_dihedral {dihedral_id} is not a dihedral transform id (0..7)")
     inverse_map = np.empty(NUM_COLOURS, dtype=np.uint8)
-    inverse_map[value_map] = np.arange(NUM_COLOURS, dtype=np.uint8)
+    inverse_map[colours] = np.arange(NUM_COLOURS, dtype=np.uint8)
     return np.ascontiguousarray(inverse_dihedral(inverse_map[grid], dihedral_id))
 
 
@@ -260,8 +244,10 @@ class ArcEvaluator:
             if rows.inputs is not None:
                 original_input = invert_augmentation(input_grids[j], dihedral_id, value_map)
                 if grid_hash(original_input) != self._input_hashes[(task_id, test_index)]:
-                    raise ArcEvalError(f"{where}: the input does not invert to the task's test input; "
-                                       "the augmentation record is inconsistent")
+                    raise ArcEvalError(
+                        f"{where}: the input does not invert to the task's test input; "
+                        "the augmentation record is inconsistent"
+                    )
             grid = invert_augmentation(grids[j], dihedral_id, value_map)
             self.add_vote(task_id, test_index, grid, float(q_halt_logits[j]))
 
@@ -285,7 +271,7 @@ class ArcEvaluator:
         task_scores: dict[int, dict[str, float]] = {k: {} for k in self.pass_ks}
         submission: dict[str, list[dict[str, list[list[int]]]]] = {}
         for task_id, task in self.test_puzzles.items():
-            solved = {k: 0 for k in self.pass_ks}
+            solved = dict.fromkeys(self.pass_ks, 0)
             attempts = []
             for i in range(len(task["test"])):
                 ranked = self.ranked(task_id, i)
@@ -302,8 +288,9 @@ class ArcEvaluator:
                 task_scores[k][task_id] = solved[k] / len(task["test"])
         n = len(self.test_puzzles)
         pass_at = {k: (sum(task_scores[k].values()) / n if n else 0.0) for k in self.pass_ks}
-        return ArcResult(pass_at=pass_at, task_scores=task_scores, submission=submission, num_tasks=n,
-                         num_votes=self._num_votes)
+        return ArcResult(
+            pass_at=pass_at, task_scores=task_scores, submission=submission, num_tasks=n, num_votes=self._num_votes
+        )
 
 
 def _as_grid(value, task_id: str, index: int, what: str) -> np.ndarray:
@@ -317,13 +304,8 @@ def _as_grid(value, task_id: str, index: int, what: str) -> np.ndarray:
 
 
 def write_submission(result: ArcResult, path: Path) -> Path:
-    """Write `submission.json` atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result.submission))
-    tmp.replace(path)
-    return path
+    """Write `submission.json` atomically."""
+    return atomic_write_json(path, result.submission, indent=None, sort_keys=False)
 
 
 def score_predictions(

@@ -1,8 +1,8 @@
-"""Inference over a test split in two modes, with the metrics of spec §4.1.
+"""Inference over a test split in two modes, with the metrics of docs/reference.md §4.1.
 
-* ``fixed`` (the official evaluation, spec §2.1): a fresh carry per test batch and exactly ``halt_max_steps``
-  model calls; the step-16 prediction and q_halt are scored. The same pass also records the accuracy after every
-  supervision step k = 1..16 (the accuracy-vs-steps curve) at no extra model cost.
+* ``fixed`` (the official evaluation, docs/reference.md §2.1): a fresh carry per test batch and exactly
+  ``halt_max_steps`` model calls; the step-16 prediction and q_halt are scored. The same pass also records the
+  accuracy after every supervision step k = 1..16 (the accuracy-vs-steps curve) at no extra model cost.
 * ``adaptive``: a row stops at the first step where q_halt > 0 (or at ``halt_max_steps``). Finished rows are
   replaced by the next test rows straight away (continuous batching through the model's own carry reset: a slot
   marked halted is re-initialised with the new batch's row on the next call), so the compute saved by early
@@ -15,7 +15,6 @@ every rank returns the same totals.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import torch.distributed as dist
 from trm.data.loader import PuzzleDataset, test_batches
 from trm.data.schema import IGNORE_INDEX
 from trm.evaluate.metrics import MetricSums, StepCurve, batch_metric_sums, valid_rows
+from trm.model import TRM
 
 Mode = Literal["fixed", "adaptive"]
 MODES: tuple[str, ...] = ("fixed", "adaptive")
@@ -50,8 +50,12 @@ class EvalResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready numbers (no tensors)."""
-        out: dict[str, Any] = {"mode": self.mode, **self.metrics, "seconds": self.seconds,
-                               "puzzles_per_second": self.puzzles_per_second}
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            **self.metrics,
+            "seconds": self.seconds,
+            "puzzles_per_second": self.puzzles_per_second,
+        }
         if self.per_step:
             out["per_step"] = self.per_step
         if self.halted_at_step:
@@ -59,13 +63,9 @@ class EvalResult:
         return out
 
 
-def halt_max_steps(model: torch.nn.Module) -> int:
+def halt_max_steps(model: TRM) -> int:
     """The model's supervision-step budget (ModelConfig.halt_max_steps)."""
-    config = getattr(model, "config", None)
-    steps = getattr(config, "halt_max_steps", None) or getattr(model, "halt_max_steps", None)
-    if not steps:
-        raise AttributeError(f"{type(model).__name__} exposes no config.halt_max_steps")
-    return int(steps)
+    return model.config.halt_max_steps
 
 
 def effective_batch_size(batch_size: int, rows: int, world_size: int) -> int:
@@ -79,7 +79,7 @@ def effective_batch_size(batch_size: int, rows: int, world_size: int) -> int:
 
 
 def evaluate(
-    model: torch.nn.Module,
+    model: TRM,
     dataset: PuzzleDataset,
     batch_size: int,
     mode: Mode = "fixed",
@@ -115,8 +115,14 @@ def evaluate(
     return recorder.result(mode, seconds)
 
 
-def warm_up(model: torch.nn.Module, dataset: PuzzleDataset, batch_size: int, device: torch.device | str = "cpu",
-            rank: int = 0, world_size: int = 1) -> None:
+def warm_up(
+    model: TRM,
+    dataset: PuzzleDataset,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+) -> None:
     """One untimed model call on the first test batch, so that one-off costs (thread pools, allocator growth,
     kernel selection) do not land in the puzzles/s of whichever mode happens to run first."""
     batch = next(iter(test_batches(dataset, batch_size, rank=rank, world_size=world_size, device=device)), None)
@@ -132,7 +138,15 @@ def warm_up(model: torch.nn.Module, dataset: PuzzleDataset, batch_size: int, dev
 
 
 # ---------------------------------------------------------------------------------------------- fixed mode
-def _run_fixed(model, dataset, batch_size, device, rank, world_size, recorder: _Recorder) -> None:
+def _run_fixed(
+    model: TRM,
+    dataset: PuzzleDataset,
+    batch_size: int,
+    device: torch.device,
+    rank: int,
+    world_size: int,
+    recorder: _Recorder,
+) -> None:
     max_steps = halt_max_steps(model)
     for batch in test_batches(dataset, batch_size, rank=rank, world_size=world_size, device=device):
         valid = valid_rows(batch["labels"], batch["example_index"])
@@ -167,7 +181,7 @@ class _RowQueue:
                 self._pending = {k: v[keep] for k, v in batch.items()}
                 continue
             chunk = {k: v[: n - have] for k, v in self._pending.items()}
-            self._pending = {k: v[n - have:] for k, v in self._pending.items()}
+            self._pending = {k: v[n - have :] for k, v in self._pending.items()}
             parts.append(chunk)
             have += len(chunk["example_index"])
         if not parts:
@@ -175,19 +189,15 @@ class _RowQueue:
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def _set_halted(carry: Any, halted: torch.Tensor) -> Any:
-    """The carry with `halted` replaced (dataclass carries may be frozen)."""
-    if dataclasses.is_dataclass(carry):
-        try:
-            carry.halted = halted
-            return carry
-        except dataclasses.FrozenInstanceError:
-            return dataclasses.replace(carry, halted=halted)
-    carry.halted = halted
-    return carry
-
-
-def _run_adaptive(model, dataset, batch_size, device, rank, world_size, recorder: _Recorder) -> None:
+def _run_adaptive(
+    model: TRM,
+    dataset: PuzzleDataset,
+    batch_size: int,
+    device: torch.device,
+    rank: int,
+    world_size: int,
+    recorder: _Recorder,
+) -> None:
     max_steps = halt_max_steps(model)
     local = batch_size // world_size
     if local <= 0 or batch_size % world_size:
@@ -208,7 +218,7 @@ def _run_adaptive(model, dataset, batch_size, device, rank, world_size, recorder
         if len(free_idx):
             rows = queue.take(len(free_idx))
             n_new = 0 if rows is None else len(rows["example_index"])
-            if n_new:
+            if rows is not None and n_new:
                 fill = free_idx[:n_new]
                 for key in slots:
                     slots[key][fill] = rows[key]
@@ -231,7 +241,7 @@ def _run_adaptive(model, dataset, batch_size, device, rank, world_size, recorder
             recorder.store(slots["example_index"], valid, predictions, q_halt, steps)
             recorder.rows_done(int(valid.sum()))
         free = done | ~active
-        carry = _set_halted(carry, free.clone())
+        carry.halted = free.clone()
 
 
 # ---------------------------------------------------------------------------------------------- bookkeeping
@@ -266,7 +276,9 @@ class _Recorder:
         rows = example_index[valid].cpu()
         self.predictions[rows] = predictions[valid].to(torch.uint8).cpu()
         self.q_halt[rows] = q_halt[valid].float().cpu()
-        self.steps[rows] = (steps[valid] if torch.is_tensor(steps) else torch.full_like(rows, steps)).to(torch.int16).cpu()
+        self.steps[rows] = (
+            (steps[valid] if torch.is_tensor(steps) else torch.full_like(rows, steps)).to(torch.int16).cpu()
+        )
         self.predicted[rows] = True
 
     def all_reduce(self, seconds: float, group) -> float:
@@ -282,8 +294,8 @@ class _Recorder:
         width = len(self.final.as_tensor())
         self.final = MetricSums.from_tensor(packed[:width])
         for k in range(len(self.curve.sums)):
-            self.curve.sums[k] = MetricSums.from_tensor(packed[width * (k + 1): width * (k + 2)])
-        self.halts = packed[width * (len(self.curve.sums) + 1):]
+            self.curve.sums[k] = MetricSums.from_tensor(packed[width * (k + 1) : width * (k + 2)])
+        self.halts = packed[width * (len(self.curve.sums) + 1) :]
         if self.collect:
             # gloo reduces uint8/int32/float32 but not int16/bool: widen, reduce, narrow
             dist.all_reduce(self.predictions, group=group)

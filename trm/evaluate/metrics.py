@@ -1,4 +1,4 @@
-"""Evaluation metrics of spec §4.1, kept as SUMS so that batches and ranks combine by plain addition.
+"""Evaluation metrics of docs/reference.md §4.1, kept as SUMS so that batches and ranks combine by plain addition.
 
 Why sums: a mean of per-batch means is wrong when the last batch is padded or when ranks hold different numbers of
 real rows; summing (count, correct, ...) and dividing once at the end is exact however the rows were split.
@@ -77,7 +77,7 @@ def batch_metric_sums(
     steps: torch.Tensor | int,
     valid: torch.Tensor,
 ) -> MetricSums:
-    """Sums of spec §4.1 metrics for one batch, restricted to `valid` rows.
+    """Sums of docs/reference.md §4.1 metrics for one batch, restricted to `valid` rows.
 
     `steps` is the number of supervision steps each row used (an int when all rows used the same number).
     """

@@ -6,17 +6,36 @@ so the eval.json written by each is the same document.
 
 from __future__ import annotations
 
-import json
-from functools import partial
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
+from trm.atomic import atomic_write_json
+from trm.config import TRMConfig
 from trm.data.loader import PuzzleDataset
 from trm.evaluate.arc import ArcEvaluator, ArcResult, ArcTestRows, score_predictions, write_submission
-from trm.evaluate.inference import MODES, EvalResult, evaluate, warm_up
+from trm.evaluate.inference import MODES, EvalResult, Mode, evaluate, warm_up
+from trm.model import TRM
+from trm.train.export import load_exported
+
+
+def open_for_evaluation(
+    checkpoint: Path, data: str | Path | None, split: str, device: str = "cpu"
+) -> tuple[TRM, TRMConfig, PuzzleDataset]:
+    """An export or checkpoint folder, its config, and the dataset split to evaluate it on (default: the dataset it
+    was trained on), checked to fit each other; errors name the folder and what does not fit."""
+    model, config = load_exported(checkpoint, device=device)
+    dataset = PuzzleDataset.open(data if data is not None else config.data.resolve_path(), split)
+    if (dataset.seq_len, dataset.metadata.vocab_size) != (config.model.seq_len, config.model.vocab_size):
+        raise ValueError(
+            f"{dataset.path}: seq_len/vocab {dataset.seq_len}/{dataset.metadata.vocab_size} does not fit the model "
+            f"in {checkpoint} ({config.model.seq_len}/{config.model.vocab_size})"
+        )
+    return model, config, dataset
 
 
 def is_arc(dataset: PuzzleDataset) -> bool:
@@ -24,7 +43,7 @@ def is_arc(dataset: PuzzleDataset) -> bool:
 
 
 def evaluate_modes(
-    model: torch.nn.Module,
+    model: TRM,
     dataset: PuzzleDataset,
     batch_size: int,
     modes: Sequence[str] = ("fixed",),
@@ -32,7 +51,7 @@ def evaluate_modes(
     arc: ArcEvaluator | None = None,
     rank: int = 0,
     world_size: int = 1,
-    process_group=None,
+    process_group: dist.ProcessGroup | None = None,
     on_rows_done: Callable[[str, int], None] | None = None,
 ) -> tuple[dict[str, EvalResult], ArcResult | None]:
     """Run every mode; with an ARC evaluator, vote with the predictions of the first mode run ('fixed' when
@@ -41,26 +60,35 @@ def evaluate_modes(
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
         raise ValueError(f"modes {list(modes)}: expected a non-empty subset of {MODES}")
-    ordered = sorted(dict.fromkeys(modes), key=MODES.index)
+    ordered: list[Mode] = sorted(dict.fromkeys(modes), key=MODES.index)  # type: ignore[arg-type]  # checked above
     results: dict[str, EvalResult] = {}
     warm_up(model, dataset, batch_size, device, rank, world_size)
     for mode in ordered:
         collect = arc is not None and mode == ordered[0]
-        results[mode] = evaluate(model, dataset, batch_size, mode=mode, device=device, rank=rank,
-                                 world_size=world_size, collect_predictions=collect, process_group=process_group,
-                                 on_rows_done=None if on_rows_done is None else partial(on_rows_done, mode))
+        results[mode] = evaluate(
+            model,
+            dataset,
+            batch_size,
+            mode=mode,
+            device=device,
+            rank=rank,
+            world_size=world_size,
+            collect_predictions=collect,
+            process_group=process_group,
+            on_rows_done=None if on_rows_done is None else partial(on_rows_done, mode),
+        )
     arc_result = None
     if arc is not None and rank == 0:
         voted = results[ordered[0]]
+        assert voted.predictions is not None and voted.q_halt_logits is not None and voted.predicted is not None
         rows = ArcTestRows.read(dataset.path, dataset.split)
-        arc_result = score_predictions(arc, rows, voted.predictions.numpy(), voted.q_halt_logits.numpy(),
-                                       voted.predicted.numpy())
+        arc_result = score_predictions(
+            arc, rows, voted.predictions.numpy(), voted.q_halt_logits.numpy(), voted.predicted.numpy()
+        )
     return results, arc_result
 
 
-def build_report(
-    results: dict[str, EvalResult], arc_result: ArcResult | None, **context: Any
-) -> dict[str, Any]:
+def build_report(results: dict[str, EvalResult], arc_result: ArcResult | None, **context: Any) -> dict[str, Any]:
     """The eval.json document: context (checkpoint, dataset, ...), per-mode numbers, ARC pass@K when scored."""
     report: dict[str, Any] = dict(context)
     report["modes"] = {mode: result.summary() for mode, result in results.items()}
@@ -77,12 +105,7 @@ def build_report(
 
 def write_report(report: dict[str, Any], out_dir: Path, arc_result: ArcResult | None = None) -> Path:
     """Write eval.json (and submission.json for ARC) into `out_dir`, each atomically."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "eval.json"
-    tmp = out_dir / ".eval.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(path)
+    path = atomic_write_json(Path(out_dir) / "eval.json", report, sort_keys=False)
     if arc_result is not None:
         write_submission(arc_result, out_dir / "submission.json")
     return path

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trm.model.config import ModelConfig
+from trm.config import ModelConfig
 from trm.model.layers import swiglu_inner_width
 from trm.model.trm import resolve_puzzle_emb_len
 

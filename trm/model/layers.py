@@ -1,9 +1,8 @@
-"""Building blocks of the TRM network (spec §1.3-§1.6).
+"""Building blocks of the TRM network: casted linear/embedding layers, RoPE, attention, SwiGLU and the post-norm
+block (docs/reference.md §1.3-§1.6).
 
-Parameter names (`weight`, `bias`, `embedding_weight`, `qkv_proj`, `o_proj`, `gate_up_proj`, `down_proj`) are the
-official module names, so an official state dict loads with at most a prefix rename. Parameters live in fp32; the
-"casted" layers cast them to the activation dtype on every call (bf16 forward on CUDA without autocast), while
-RMSNorm and RoPE compute in fp32 and cast back, exactly as the official code does.
+Parameter names are the official module names, so an official state dict loads after a prefix rename. Weights
+live in fp32 and are cast to the activation dtype on every call; RMSNorm and RoPE compute in fp32.
 """
 
 from __future__ import annotations
@@ -63,6 +62,9 @@ class CastedEmbedding(nn.Module):
 class RotaryEmbedding(nn.Module):
     """RoPE tables (rotate-half convention, fp32) for positions 0..max_positions-1; not saved in state dicts."""
 
+    cos_cached: torch.Tensor
+    sin_cached: torch.Tensor
+
     def __init__(self, head_dim: int, max_positions: int, theta: float) -> None:
         super().__init__()
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
@@ -109,7 +111,8 @@ class Attention(nn.Module):
         if cos_sin is not None:
             q, k = apply_rotary(q, k, *cos_sin)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=False)
-        return self.o_proj(out.transpose(1, 2).reshape(batch, seq, self.num_heads * self.head_dim))
+        projected: torch.Tensor = self.o_proj(out.transpose(1, 2).reshape(batch, seq, self.num_heads * self.head_dim))
+        return projected
 
 
 class SwiGLU(nn.Module):
@@ -122,8 +125,10 @@ class SwiGLU(nn.Module):
         self.down_proj = CastedLinear(inner, hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        gate_up: torch.Tensor = self.gate_up_proj(x)
+        gate, up = gate_up.chunk(2, dim=-1)
+        down: torch.Tensor = self.down_proj(F.silu(gate) * up)
+        return down
 
 
 class Block(nn.Module):

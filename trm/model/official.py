@@ -1,18 +1,8 @@
 """Import of checkpoints written by the official TRM code (SamsungSAILMontreal/TinyRecursiveModels).
 
-The official trainer saves `state_dict()` of `torch.compile(ACTLossHead(TinyRecursiveReasoningModel_ACTV1))`, so
-keys look like `_orig_mod.model.inner.L_level.layers.0.self_attn.qkv_proj.weight` (no `_orig_mod.` when compile was
-disabled; no `model.` when someone saved the bare model). Our module tree uses the same names under `inner.`, so the
-conversion is: strip those prefixes, drop non-persistent leftovers (RoPE tables, the per-batch puzzle-embedding
-leaf), cast floating tensors to fp32 (H_init/L_init are bf16 in GPU checkpoints), and check the key set.
-
-Shape inference fills what the weights determine (hidden size, vocab, layers, mlp_t, puzzle table, expansion,
-learned-position length); the recursion counts (H_cycles, L_cycles), heads, and the sequence length of RoPE models are
-not visible in the weights and come from the caller's base config (a preset) or the dataset metadata.
-
-Reading `.pt`/`.pth` files uses `torch.load(weights_only=True)`: the official format is a torch zip archive, and
-the restricted loader only rebuilds tensors and plain containers (it never runs code from the file). `.safetensors`
-files are read with safetensors.
+Official keys are ours under wrapper prefixes (`_orig_mod.`, `model.`): strip them, drop transient buffers, cast
+floats to fp32, check the key set, and infer from the weights' shapes the config fields they determine (the rest
+comes from a base config). Files are read without unpickling. Details: docs/architecture.md ("Design: the model").
 """
 
 from __future__ import annotations
@@ -21,8 +11,9 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
-from trm.model.config import ModelConfig
+from trm.config import ModelConfig
 from trm.model.layers import swiglu_inner_width
 from trm.model.trm import TRM, resolve_puzzle_emb_len
 
@@ -46,8 +37,6 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"official checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path), device="cpu")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)

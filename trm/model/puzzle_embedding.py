@@ -1,23 +1,8 @@
-"""Per-puzzle-identifier embedding table, trained sparsely by SignSGD (spec §1.3 item 2, §2.4).
+"""The per-puzzle-identifier embedding table (docs/reference.md §1.3 item 2), kept as a buffer and trained
+sparsely by SignSGD (§2.4, `trm/train/optim.py`).
 
-Why a buffer and not a parameter: the table can hold ~1M rows × 512 (ARC, ~2 GB), but a batch touches at most B
-rows. A dense optimizer would keep Adam moments for every row and decay untouched rows. So the table `weights`
-is a persistent buffer (the official name, so official checkpoints load unchanged), it is excluded from the
-parameter count and from the dense optimizer, and gradients flow into a small per-forward *leaf* tensor instead.
-
-Interface with the SignSGD optimizer (H5, `trm/train/optim.py`) -- the contract:
-
-* Training forward (module in train mode AND grad enabled): the rows `weights[ids]` are copied into a fresh leaf
-  tensor `[B, ndim]` fp32 with `requires_grad=True`; the forward output is that leaf (cast to the forward dtype).
-  The pair `(ids, leaf)` is appended to a pending list, so gradient accumulation over several micro-batches works.
-  `local_ids` / `local_weights` expose the most recent pair (the official attribute names).
-* Eval forward, or any forward under `torch.no_grad()`/`inference_mode()`: a plain lookup, nothing is recorded.
-* After backward, the optimizer calls `take_sparse_gradients()` -> `SparseGradients(ids [N] int64, grads [N, ndim]
-  fp32)`, the concatenation over all pending forwards (a leaf that received no gradient contributes zeros), and the
-  pending list is cleared. The ids may repeat; the optimizer sums rows per unique id (after all-gathering ids and
-  grads across ranks when distributed; every rank has the same N when local batches are equal), then updates only
-  those rows in place: `w = w·(1 - lr·wd) - lr·sign(g)` written back into `puzzle_emb.weights`.
-* `discard_pending()` drops recorded leaves without using them (e.g. after a skipped step).
+Training forwards copy the batch's rows into a fresh gradient leaf; after backward the optimizer collects them with
+`take_sparse_gradients()`. The reasons and the full contract are in docs/architecture.md ("Design: the model").
 """
 
 from __future__ import annotations
@@ -27,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trm.model.eager import eager
 from trm.model.init import trunc_normal_
 
 
@@ -40,6 +26,8 @@ class SparseGradients:
 
 class PuzzleEmbedding(nn.Module):
     """Sparse embedding table `weights [num_ids, ndim]` (buffer) with per-forward gradient leaves."""
+
+    weights: torch.Tensor
 
     def __init__(self, num_embeddings: int, embedding_dim: int, cast_to: torch.dtype, init_std: float = 0.0) -> None:
         super().__init__()
@@ -67,7 +55,7 @@ class PuzzleEmbedding(nn.Module):
             return self.weights[ids].to(self.cast_to)
         return self._record_leaf(ids).to(self.cast_to)
 
-    @torch.compiler.disable
+    @eager
     def _record_leaf(self, ids: torch.Tensor) -> torch.Tensor:
         """Copy the rows into a fresh gradient leaf and remember it (eager even under torch.compile: the leaf
         must be a real autograd leaf that outlives the compiled graph)."""

@@ -1,21 +1,8 @@
-"""The TRM network (spec §1.2-§1.5) and its ACT wrapper with the persistent carry (spec §2.1).
+"""The TRM network (docs/reference.md §1.2-§1.5) and its ACT wrapper with the persistent carry (§2.1).
 
-Module and buffer names mirror the official `TinyRecursiveReasoningModel_ACTV1` (`inner.embed_tokens`,
-`inner.L_level.layers.0.self_attn.qkv_proj`, `inner.H_init`, `inner.puzzle_emb.weights`, ...), so an official
-state dict is ours after stripping its `_orig_mod.` / `model.` prefixes (see `trm.model.official`).
-
-Exploration randomness (training only) -- design:
-* It comes from `model.exploration_generator`, a CPU `torch.Generator` owned by the model and seeded by
-  `configure_exploration(seed=...)` (seed 0 by default). It is never the global RNG, so a trainer can checkpoint it
-  (`get_state()` / `set_state()`, a uint8 tensor) for a bit-exact resume.
-* Each draw is made for the GLOBAL batch and sliced: a forward on a local batch of B rows draws
-  `B * world_size` uniforms, then `B * world_size` integers in U{2..halt_max_steps}, and keeps rows
-  `[rank*B, (rank+1)*B)`. With the sampler's contiguous per-rank slices, 2 ranks × B/2 therefore see exactly the
-  numbers 1 rank × B sees. Set rank/world_size with `configure_exploration(rank=..., world_size=...)`.
-* Gradient accumulation (several forwards per optimizer step) or any other layout: draw once per step with
-  `draw_min_halt_steps(global_batch_size)` and pass each forward its slice as `min_halt_steps=`; the model then
-  draws nothing itself.
-* Numbers are drawn on the CPU and moved to the model's device, so CPU and CUDA runs explore identically.
+Module and buffer names mirror the official model, so an official state dict is ours once its wrapper prefixes are
+stripped (`trm.model.official`). How exploration randomness is drawn, and why: docs/architecture.md ("Design: the
+model").
 """
 
 from __future__ import annotations
@@ -27,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trm.model.config import ModelConfig
+from trm.config import ModelConfig
+from trm.model.eager import eager
 from trm.model.init import trunc_normal_
 from trm.model.layers import Block, CastedEmbedding, CastedLinear, CosSin, ReasoningModule, RotaryEmbedding
 from trm.model.puzzle_embedding import PuzzleEmbedding
@@ -114,6 +102,9 @@ def _check_config(config: ModelConfig) -> None:
 class TRMInner(nn.Module):
     """Embedding, the shared 2-block network, the T×(n+1) recursion and the two heads (one supervision step)."""
 
+    H_init: torch.Tensor
+    L_init: torch.Tensor
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         _check_config(config)
@@ -149,15 +140,16 @@ class TRMInner(nn.Module):
         self.register_buffer("H_init", trunc_normal_(torch.empty(hidden), std=1.0), persistent=True)
         self.register_buffer("L_init", trunc_normal_(torch.empty(hidden), std=1.0), persistent=True)
 
+        assert self.q_head.bias is not None  # built with bias=True just above
         with torch.no_grad():
             self.q_head.weight.zero_()
-            self.q_head.bias.fill_(Q_HEAD_INIT_BIAS)  # type: ignore[union-attr]
+            self.q_head.bias.fill_(Q_HEAD_INIT_BIAS)
 
     def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
         """x: [B, L+P, D] = sqrt(D) · (prefix slots ++ token embeddings) (+ learned positions)."""
         if inputs.ndim != 2 or inputs.shape[1] != self.config.seq_len:
             raise ValueError(f"inputs have shape {tuple(inputs.shape)}, expected [B, {self.config.seq_len}]")
-        embedding = self.embed_tokens(inputs.to(torch.int32))
+        embedding: torch.Tensor = self.embed_tokens(inputs.to(torch.int32))
         if self.config.puzzle_emb_ndim > 0:
             prefix = self.puzzle_emb(puzzle_identifiers)
             pad = self.puzzle_emb_len * self.config.hidden_size - prefix.shape[-1]
@@ -238,7 +230,7 @@ class TRM(nn.Module):
             raise ValueError(f"exploration rank {rank} is not in [0, world_size={world_size})")
         self.exploration_rank, self.exploration_world_size = rank, world_size
 
-    @torch.compiler.disable
+    @eager
     def draw_min_halt_steps(self, global_batch_size: int) -> torch.Tensor:
         """Minimum steps per row of the global batch (int32, CPU): U{2..max} with prob. p, else 0 (no minimum)."""
         uniform = torch.rand(global_batch_size, generator=self.exploration_generator)

@@ -14,10 +14,15 @@ import json
 import math
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from trm.atomic import atomic_path
+from trm.markdown import table
 from trm.store.manifest import Manifest
+
+Series = dict[str, list[tuple[float, float]]]
 
 X_KEYS = ("step", "global_step", "iteration", "epoch")
 GROUP_KEYS = ("kind", "split", "phase", "mode")
@@ -27,7 +32,7 @@ SKIPPED_GROUPS = ("info/",)
 _RENDER_LOCK = threading.Lock()
 
 
-def read_metrics_log(path: Path) -> dict[str, list[tuple[float, float]]]:
+def read_metrics_log(path: Path) -> Series:
     """Series name -> [(x, y)] from a JSON-lines file; a bad line is an error naming the file and line."""
     series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with open(path, encoding="utf-8") as handle:
@@ -55,7 +60,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _numeric_items(record: dict[str, Any], prefix: str = ""):
+def _numeric_items(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
     for key, value in record.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
@@ -64,7 +69,7 @@ def _numeric_items(record: dict[str, Any], prefix: str = ""):
             yield name, value
 
 
-def curve_panels(series: dict[str, list[tuple[float, float]]]) -> tuple[dict, dict]:
+def curve_panels(series: Series) -> tuple[Series, Series]:
     """(losses, accuracies) to plot. Counts, throughput, timings and ``info`` records are left out: on one axis
     with accuracies they would flatten every curve."""
     kept = {k: v for k, v in series.items() if not k.startswith(SKIPPED_GROUPS)}
@@ -81,9 +86,9 @@ def render_training_curve(metrics_log: Path | None, out_png: Path, title: str = 
         _draw(series, out_png, title)
 
 
-def _draw(series: dict[str, list[tuple[float, float]]], out_png: Path, title: str) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _draw(series: Series, out_png: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib takes ~0.4 s to import
+    from matplotlib.figure import Figure  # lazy: only a publish draws a figure
 
     losses, others = curve_panels(series)
     figure = Figure(figsize=(11, 4), dpi=100)
@@ -92,8 +97,9 @@ def _draw(series: dict[str, list[tuple[float, float]]], out_png: Path, title: st
     for axis, panel, label in ((axes[0], losses, "loss"), (axes[1], others, "accuracy")):
         for name in sorted(panel)[:MAX_SERIES_PER_PANEL]:
             points = sorted(panel[name])
-            axis.plot([p[0] for p in points], [p[1] for p in points], label=name,
-                      marker="." if len(points) < 30 else None)
+            axis.plot(
+                [p[0] for p in points], [p[1] for p in points], label=name, marker="." if len(points) < 30 else None
+            )
         if panel:
             axis.legend(fontsize=7)
             if label == "loss" and all(y > 0 for pts in panel.values() for _, y in pts):
@@ -105,15 +111,8 @@ def _draw(series: dict[str, list[tuple[float, float]]], out_png: Path, title: st
         axis.grid(alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
-    tmp = out_png.with_name(out_png.name + ".tmp-card")
-    figure.savefig(tmp, format="png")
-    tmp.replace(out_png)
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, format="png")
 
 
 def _flat(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -128,45 +127,55 @@ def _flat(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def render_model_card(manifest: Manifest, store_url: str) -> str:
     """Markdown model card: what it is, its metrics, the curve, where it came from, how to load it."""
-    ref = f"{manifest.name}:{manifest.version}"
-    model_cfg = manifest.config.get("model", {}) if isinstance(manifest.config, dict) else {}
+    created = manifest.created_at.isoformat(timespec="seconds")
     lines = [
         f"# {manifest.name} — version {manifest.version}",
         "",
-        f"Tiny Recursive Model published {manifest.created_at.isoformat(timespec='seconds')} to `{store_url}`.",
+        f"Tiny Recursive Model published {created} to `{store_url}`.",
         "",
         "## Metrics",
         "",
     ]
     rows = _flat(manifest.metrics)
-    if rows:
-        lines += ["| metric | value |", "|---|---|", *[f"| {k} | {_format(v)} |" for k, v in rows]]
-    else:
-        lines.append("No metrics were recorded.")
+    lines.append(table(["metric", "value"], rows) if rows else "No metrics were recorded.")
     lines += ["", "## Training curve", "", "![training curve](training_curve.png)", "", "## Lineage", ""]
+    lines += _lineage_lines(manifest)
+    model_cfg = manifest.config.get("model", {})
+    if model_cfg:
+        lines += ["", "## Model config", "", "```json", json.dumps(model_cfg, indent=2, sort_keys=True), "```"]
+    lines += _usage_lines(f"{manifest.name}:{manifest.version}", store_url)
+    return "\n".join(lines)
+
+
+def _lineage_lines(manifest: Manifest) -> list[str]:
+    """Code, data, dataset, runs and environment, one bullet each."""
     git = manifest.git
-    lines.append(
-        f"- code: commit `{git.commit}`{' (with uncommitted changes)' if git.dirty else ''}"
-        if git.commit else "- code: not from a git checkout"
-    )
+    dirty = " (with uncommitted changes)" if git.dirty else ""
+    lines = [f"- code: commit `{git.commit}`{dirty}" if git.commit else "- code: not from a git checkout"]
     if manifest.data:
         lines.append(f"- data: DVC stage `{manifest.data.stage}`")
         lines += [f"  - out `{o.path}` md5 `{o.md5}`" for o in manifest.data.outs]
     if manifest.dataset_metadata:
         meta = manifest.dataset_metadata
-        lines.append(f"- dataset: `{meta.get('name')}` ({meta.get('task')}, seq_len {meta.get('seq_len')}, "
-                     f"vocab {meta.get('vocab_size')})")
-    for label, value in (("Ray run", manifest.ray_run_name), ("Tune run", manifest.tune_run_name),
-                         ("Tune trial", manifest.tune_trial_name)):
-        if value:
-            lines.append(f"- {label}: `{value}`")
+        lines.append(
+            f"- dataset: `{meta.get('name')}` ({meta.get('task')}, seq_len {meta.get('seq_len')}, "
+            f"vocab {meta.get('vocab_size')})"
+        )
+    runs = (
+        ("Ray run", manifest.ray_run_name),
+        ("Tune run", manifest.tune_run_name),
+        ("Tune trial", manifest.tune_trial_name),
+    )
+    lines += [f"- {label}: `{value}`" for label, value in runs if value]
     if manifest.environment:
         env = manifest.environment
-        lines.append(f"- environment: Python {env.python}, " + ", ".join(
-            f"{k} {v}" for k, v in env.packages.items() if k in ("torch", "trm-pipeline")))
-    if model_cfg:
-        lines += ["", "## Model config", "", "```json", json.dumps(model_cfg, indent=2, sort_keys=True), "```"]
-    lines += [
+        packages = ", ".join(f"{k} {v}" for k, v in env.packages.items() if k in ("torch", "trm-pipeline"))
+        lines.append(f"- environment: Python {env.python}, {packages}")
+    return lines
+
+
+def _usage_lines(ref: str, store_url: str) -> list[str]:
+    return [
         "",
         "## Use",
         "",
@@ -179,4 +188,3 @@ def render_model_card(manifest: Manifest, store_url: str) -> str:
         "the full lineage.",
         "",
     ]
-    return "\n".join(lines)

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+
 from trm.store.errors import StoreError
 
 MODEL_FILES = ("model.safetensors", "config.json")
@@ -19,18 +21,15 @@ def check_model_folder(model_dir: Path) -> dict[str, Any]:
     for file_name in MODEL_FILES:
         if not (model_dir / file_name).is_file():
             raise StoreError(f"{model_dir / file_name}: missing; an exported model needs {' + '.join(MODEL_FILES)}")
-    from safetensors import safe_open
-
     try:
         with safe_open(str(model_dir / "model.safetensors"), framework="numpy") as handle:
             if not list(handle.keys()):
                 raise StoreError(f"{model_dir / 'model.safetensors'}: holds no tensors")
     except StoreError:
         raise
-    except Exception as error:  # noqa: BLE001 - safetensors raises several types for a bad header
+    except Exception as error:  # safetensors raises several types for a bad header
         raise StoreError(f"{model_dir / 'model.safetensors'}: not a readable safetensors file: {error}") from error
-    config = read_optional_json(model_dir / "config.json")
-    return config
+    return read_optional_json(model_dir / "config.json")
 
 
 def plain_json(value: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +51,7 @@ def plain_json(value: dict[str, Any]) -> dict[str, Any]:
             return item
         return str(item)
 
-    return convert(value)
+    return {str(key): convert(item) for key, item in value.items()}
 
 
 def read_optional_json(path: Path) -> dict[str, Any]:

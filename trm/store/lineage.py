@@ -22,8 +22,18 @@ import yaml
 from trm.store.manifest import DataLineage, DvcEntry, EnvironmentInfo, GitInfo
 
 KEY_PACKAGES = (
-    "trm-pipeline", "torch", "numpy", "numba", "pyarrow", "safetensors", "pydantic", "ray", "prefect", "dvc",
-    "fsspec", "s3fs",
+    "trm-pipeline",
+    "torch",
+    "numpy",
+    "numba",
+    "pyarrow",
+    "safetensors",
+    "pydantic",
+    "ray",
+    "prefect",
+    "dvc",
+    "fsspec",
+    "s3fs",
 )
 
 
@@ -87,11 +97,14 @@ def read_dataset_metadata(dataset_dir: Path) -> dict[str, Any]:
     """The built dataset's ``metadata.json`` as a dict (contract 1); a clear error if missing or broken."""
     path = Path(dataset_dir) / "metadata.json"
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError as error:
         raise LineageError(f"{path}: dataset metadata not found") from error
     except json.JSONDecodeError as error:
         raise LineageError(f"{path}: not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise LineageError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def collect_environment(packages: tuple[str, ...] = KEY_PACKAGES) -> EnvironmentInfo:
@@ -103,6 +116,4 @@ def collect_environment(packages: tuple[str, ...] = KEY_PACKAGES) -> Environment
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return EnvironmentInfo(
-        python=sys.version.split()[0], platform=platform.platform(terse=True), packages=versions
-    )
+    return EnvironmentInfo(python=sys.version.split()[0], platform=platform.platform(terse=True), packages=versions)

@@ -7,21 +7,32 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trm.store.manifest import MANIFEST_FILENAME, Manifest, verify_folder
 from trm.store.registry import ModelRef, ModelStore, parse_model_uri
 
+if TYPE_CHECKING:  # names for annotations only: importing them at run time would pull torch into every `trm` call
+    from trm.config import TRMConfig
+    from trm.model import TRM
 
-def download_verified(ref: str, dest: Path, store: str | None = None, options: Mapping[str, Any] | None = None
-                      ) -> tuple[Manifest, Path]:
+
+def download_verified(
+    ref: str, dest: Path, store: str | None = None, options: Mapping[str, Any] | None = None
+) -> tuple[Manifest, Path]:
     """Convenience: ``download`` from ``<store-url>#ref`` or ``ref`` + ``store``."""
     store_url, model_ref = parse_model_uri(ref)
     return ModelStore.open(store_url or store, options).download(model_ref, dest)
 
 
-def load_model(uri: str, *, store: str | None = None, options: Mapping[str, Any] | None = None,
-               cache_dir: Path | None = None, device: str = "cpu"):
+def load_model(
+    uri: str,
+    *,
+    store: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    cache_dir: Path | None = None,
+    device: str = "cpu",
+) -> tuple[TRM, TRMConfig]:
     """Load a published model: ``(model in eval mode, TRMConfig)``.
 
     ``uri`` is ``<store-url>#<name>[:version|@alias]`` (e.g. ``s3://bucket/trm#sudoku@production``,
@@ -50,8 +61,8 @@ def load_model(uri: str, *, store: str | None = None, options: Mapping[str, Any]
         return _load_verified(folder, device)
 
 
-def _load_verified(folder: Path, device: str):
-    """Hand a verified folder to the exported-model loader (lazy import: listing/publishing needs no torch)."""
-    from trm.train.export import load_exported
+def _load_verified(folder: Path, device: str) -> tuple[TRM, TRMConfig]:
+    """Hand a verified folder to the exported-model loader."""
+    from trm.train.export import load_exported  # lazy: imports torch (~1 s); listing and publishing never need it
 
     return load_exported(folder, device=device)

@@ -1,57 +1,57 @@
-"""Where a store lives: turn a store URL into an fsspec filesystem + root, and retry the network calls.
+"""Where a store lives: turn a store URL into an fsspec filesystem + root, and an unreachable S3 endpoint into one
+clear error.
 
-Accepted URLs: a plain path (``artifacts``, ``/srv/models``), ``file:///srv/models``, and ``s3://bucket/prefix``.
-For S3 the endpoint and credentials come from explicit ``options`` first, else from the environment
-(``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``), else botocore's usual chain.
-Credentials are handed to s3fs and nowhere else: no ``StoreLocation`` field, message or repr contains them,
-and every URL shown to a user goes through :func:`redact` first.
+Accepted URLs: a plain path (``artifacts``, ``/srv/models``), ``file:///srv/models``, and ``s3://bucket/prefix``
+(or ``s3a://``), set up by :mod:`trm.s3`. No ``StoreLocation`` field, message or repr holds a credential, and every
+URL shown to a user goes through :func:`redact` first.
 """
 
 from __future__ import annotations
 
-import errno
-import logging
 import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from trm.paths import REPO_ROOT
+from trm.s3 import DEFAULT_MAX_ATTEMPTS, S3ConfigError, S3Settings, parse_s3_url, redact, s3fs_filesystem
 from trm.store.errors import StoreError, StoreUnavailableError
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_RETRY_ATTEMPTS", "StoreLocation", "default_store_url", "is_transient_error", "open_store", "redact"]
+
 T = TypeVar("T")
 
-DEFAULT_RETRY_ATTEMPTS = 4
-DEFAULT_RETRY_BACKOFF_S = 0.5
-_SECRET_QUERY_WORDS = ("secret", "key", "token", "password", "signature", "credential")
+DEFAULT_RETRY_ATTEMPTS = DEFAULT_MAX_ATTEMPTS
+RETRIES_ENV = "TRM_STORE_RETRIES"
+# S3 error codes that mean "slow down", retried by botocore like 5xx replies
+THROTTLING_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "TooManyRequestsException",
+    }
+)
+# open_store option names -> S3Settings fields; every other option goes to s3fs as is
+_SETTING_OPTIONS = {
+    "endpoint_url": "endpoint_url",
+    "key": "access_key",
+    "secret": "secret_key",
+    "token": "session_token",
+    "region": "region",
+}
 
 
 def default_store_url() -> str:
     """``$TRM_STORE`` if set, else ``<repo>/artifacts`` (git-ignored), so a laptop needs no configuration."""
     return os.environ.get("TRM_STORE") or str(REPO_ROOT / "artifacts")
-
-
-def redact(url: str) -> str:
-    """The URL with any user/password and secret-looking query values replaced by ``***``: safe to log."""
-    text = str(url)
-    if "://" not in text:
-        return text
-    parts = urlsplit(text)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if any(w in k.lower() for w in _SECRET_QUERY_WORDS) else v) for k, v in pairs], safe="*"
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -62,38 +62,25 @@ class StoreLocation:
     root: str  # path inside ``fs`` (no protocol), without trailing slash
     display_url: str  # redacted
     is_local: bool
-    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
-    retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS  # tries per S3 request, made by botocore
 
     def join(self, *parts: str) -> str:
         """The fs path of ``parts`` below the root (parts are validated names, never user paths)."""
         return "/".join([self.root.rstrip("/"), *parts]) if self.root else "/".join(parts)
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one filesystem call; on a remote store, retry network failures with exponential backoff and then
-        fail with a :class:`StoreUnavailableError` naming the (redacted) store URL and the operation."""
-        if self.is_local:
+        """Run one filesystem call. On S3, botocore has already retried a transient failure (connection, timeout,
+        throttling, 5xx) up to ``retry_attempts`` times; one that persists becomes a :class:`StoreUnavailableError`
+        naming the redacted store URL and the operation. Answers (not found, denied, precondition) pass through."""
+        try:
             return fn(*args, **kwargs)
-        last: BaseException | None = None
-        for attempt in range(1, self.retry_attempts + 1):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as error:  # noqa: BLE001 - classified right below
-                if not _is_network_error(error):
-                    raise
-                last = error
-                if attempt < self.retry_attempts:
-                    delay = self.retry_backoff_s * (2 ** (attempt - 1))
-                    log.warning(
-                        "store %s: %s failed (%s: %s), retry %d/%d in %.1fs",
-                        self.display_url, what, type(error).__name__, _scrub(str(error)), attempt,
-                        self.retry_attempts - 1, delay,
-                    )
-                    time.sleep(delay)
-        raise StoreUnavailableError(
-            f"store {self.display_url} is unreachable: {what} failed {self.retry_attempts} times; "
-            f"last error: {type(last).__name__}: {_scrub(str(last))}"
-        ) from last
+        except Exception as error:
+            if self.is_local or not is_transient_error(error):
+                raise
+            raise StoreUnavailableError(
+                f"store {self.display_url} is unreachable: {what} failed after {self.retry_attempts} attempts; "
+                f"last error: {type(error).__name__}: {_scrub(str(error))}"
+            ) from error
 
 
 def _scrub(text: str) -> str:
@@ -102,40 +89,56 @@ def _scrub(text: str) -> str:
 
 
 def _network_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    try:
-        from botocore import exceptions as boto
+    """What the S3 client stack raises when the endpoint cannot be reached or answers too slowly."""
+    import aiohttp  # lazy: an s3fs dependency, already loaded whenever an S3 call has failed
+    from botocore import exceptions as boto  # lazy: an s3fs dependency, already loaded whenever an S3 call failed
+    from fsspec.exceptions import FSTimeoutError  # lazy: fsspec costs ~0.1 s and `trm --help` imports the store
 
-        types += [boto.ConnectionError, boto.HTTPClientError]
-    except ImportError:  # pragma: no cover - s3fs pulls botocore in
-        pass
-    try:
-        import aiohttp
-
-        types.append(aiohttp.ClientConnectionError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from fsspec.exceptions import FSTimeoutError
-
-        types.append(FSTimeoutError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
+    return (
+        ConnectionError,
+        TimeoutError,
+        boto.ConnectionError,
+        boto.HTTPClientError,
+        aiohttp.ClientConnectionError,
+        FSTimeoutError,
+    )
 
 
-# s3fs turns throttling / server errors (SlowDown, 503, InternalError, 500) into OSError with these errnos
-_TRANSIENT_ERRNOS = {errno.EBUSY, getattr(errno, "EREMOTEIO", 121)}
+def _http_reply(error: BaseException) -> tuple[int | None, str | None]:
+    """(HTTP status, S3 error code) of the botocore ``ClientError`` s3fs translated into ``error``, if any."""
+    response = getattr(error.__cause__, "response", None) or getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return None, None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = response.get("Error", {}).get("Code")
+    return (status if isinstance(status, int) else None), (code if isinstance(code, str) else None)
 
 
-def _is_network_error(error: BaseException) -> bool:
-    """Worth retrying: connection failures, timeouts, throttling and 5xx. Not: missing keys, permissions,
-    precondition failures (an exclusive create that lost), bad requests."""
+def is_transient_error(error: BaseException) -> bool:
+    """What botocore's "standard" retry mode retries: connection failures, timeouts, throttling and 5xx. Not:
+    missing keys, permissions, precondition failures (an exclusive create that lost), bad requests."""
     if isinstance(error, (FileNotFoundError, FileExistsError, PermissionError)):
         return False
-    if isinstance(error, OSError) and error.errno in _TRANSIENT_ERRNOS:
+    if isinstance(error, _network_error_types()):
         return True
-    return isinstance(error, _network_error_types())
+    status, code = _http_reply(error)
+    return status is not None and (status >= 500 or status == 429 or code in THROTTLING_CODES)
+
+
+def _retry_attempts(explicit: int | None) -> int:
+    raw = os.environ.get(RETRIES_ENV)
+    if explicit is not None:
+        attempts = explicit
+    elif raw:
+        try:
+            attempts = int(raw)
+        except ValueError:
+            raise StoreError(f"{RETRIES_ENV}={raw!r}: expected a whole number of attempts (>= 1)") from None
+    else:
+        attempts = DEFAULT_RETRY_ATTEMPTS
+    if attempts < 1:
+        raise StoreError(f"retry attempts must be >= 1, got {attempts}")
+    return attempts
 
 
 def open_store(
@@ -143,68 +146,40 @@ def open_store(
     options: Mapping[str, Any] | None = None,
     *,
     retry_attempts: int | None = None,
-    retry_backoff_s: float | None = None,
 ) -> StoreLocation:
-    """Open the store at ``url`` (default :func:`default_store_url`).
+    """Open the store at ``url`` (default :func:`default_store_url`). Opening does not touch the network.
 
-    ``options`` for S3: ``endpoint_url``, ``key``, ``secret``, ``token`` (override the environment) and any other
-    s3fs keyword. Retry knobs default to 4 attempts with 0.5 s, 1 s, 2 s pauses (env ``TRM_STORE_RETRIES``,
-    ``TRM_STORE_RETRY_BACKOFF`` override them). Opening does not touch the network.
+    ``options`` for S3: ``endpoint_url``, ``key``, ``secret``, ``token``, ``region`` (override the environment) and
+    any other s3fs keyword. ``retry_attempts``: tries per S3 request (default ``$TRM_STORE_RETRIES``, else 4).
     """
     text = str(url) if url is not None else default_store_url()
-    attempts = retry_attempts or int(os.environ.get("TRM_STORE_RETRIES", DEFAULT_RETRY_ATTEMPTS))
-    backoff = retry_backoff_s if retry_backoff_s is not None else float(
-        os.environ.get("TRM_STORE_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF_S)
-    )
-    if attempts < 1:
-        raise StoreError(f"retry attempts must be >= 1, got {attempts}")
+    attempts = _retry_attempts(retry_attempts)
     scheme = urlsplit(text).scheme if "://" in text else ""
     if scheme in ("", "file", "local"):
-        import fsspec
+        import fsspec  # lazy: fsspec costs ~0.1 s and `trm --help` imports the store
 
         path = text.split("://", 1)[1] if scheme else text
         root = str(Path(path).expanduser().resolve())
-        return StoreLocation(fsspec.filesystem("file"), root, root, True, attempts, backoff)
+        return StoreLocation(fsspec.filesystem("file"), root, root, True, attempts)
     if scheme in ("s3", "s3a"):
-        root = _s3_root(text)
-        return StoreLocation(_s3_filesystem(dict(options or {})), root, redact(text), False, attempts, backoff)
+        return _open_s3(text, dict(options or {}), attempts)
     raise StoreError(f"unsupported store URL {redact(text)!r}: use a path, file://PATH or s3://BUCKET/PREFIX")
 
 
-def _s3_root(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        raise StoreError(f"store URL {redact(url)!r} carries credentials; they would end up in logs and manifests: "
-                         "use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or open_store(url, options={'key', 'secret'})")
-    bucket = parts.netloc
-    if len(bucket) < 3:
-        raise StoreError(f"store URL {redact(url)!r} needs a bucket name of at least 3 characters")
-    return "/".join(p for p in (bucket, parts.path.strip("/")) if p)
-
-
-def _s3_filesystem(options: dict[str, Any]):
-    """An s3fs filesystem with our own retry policy (so 'endpoint down' fails in seconds, not minutes) and no
-    listing cache (other processes publish concurrently; a stale listing would hide their versions)."""
-    import s3fs
-
-    endpoint = options.pop("endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL")
-    key = options.pop("key", None) or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = options.pop("secret", None) or os.environ.get("AWS_SECRET_ACCESS_KEY")
-    token = options.pop("token", None) or os.environ.get("AWS_SESSION_TOKEN")
-    client_kwargs = dict(options.pop("client_kwargs", {}) or {})
-    if endpoint:
-        client_kwargs.setdefault("endpoint_url", endpoint)
-    config_kwargs = {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 60}
-    config_kwargs.update(options.pop("config_kwargs", {}) or {})
-    fs = s3fs.S3FileSystem(
-        key=key,
-        secret=secret,
-        token=token,
-        client_kwargs=client_kwargs,
-        config_kwargs=config_kwargs,
-        use_listings_cache=False,
-        skip_instance_cache=True,
-        **options,
-    )
-    fs.retries = 1  # s3fs' own retry loop; ours (StoreLocation.call) does the backoff and the clear error
-    return fs
+def _open_s3(url: str, options: dict[str, Any], attempts: int) -> StoreLocation:
+    """An S3 store: settings from ``options`` (else the environment), botocore retrying each request."""
+    try:
+        root = parse_s3_url(url, schemes=("s3", "s3a")).path
+    except S3ConfigError as error:
+        raise StoreError(f"store URL {error}") from error
+    given = {name: options.pop(option) for option, name in _SETTING_OPTIONS.items() if option in options}
+    try:
+        settings = S3Settings(**given)
+    except ValidationError as error:  # its text would quote the values: name the fields only
+        fields = sorted({str(item["loc"][0]) for item in error.errors()})
+        raise StoreError(f"store {redact(url)}: invalid S3 options {fields}") from None
+    try:
+        fs = s3fs_filesystem(settings, max_attempts=attempts, **options)
+    except S3ConfigError as error:
+        raise StoreError(f"store {redact(url)}: {error}") from error
+    return StoreLocation(fs, root, redact(url), False, attempts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,11 @@ class Manifest(BaseModel):
     ray_run_name: str | None = None
     tune_run_name: str | None = None
     tune_trial_name: str | None = None
-    timestamps: dict[str, str] = Field(default_factory=dict, description="named ISO times given by the publisher "
-                                       "(data built, training started/finished); created_at is the publish time")
+    timestamps: dict[str, str] = Field(
+        default_factory=dict,
+        description="named ISO times given by the publisher "
+        "(data built, training started/finished); created_at is the publish time",
+    )
     environment: EnvironmentInfo | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form notes from the publisher")
@@ -131,7 +134,7 @@ class Manifest(BaseModel):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def diff_manifests(old: Manifest, new: Manifest) -> dict[str, tuple[Any, Any]]:
@@ -140,8 +143,11 @@ def diff_manifests(old: Manifest, new: Manifest) -> dict[str, tuple[Any, Any]]:
     skip = {"version", "created_at", "timestamps", "files"}
     left = _flatten({k: v for k, v in json.loads(old.model_dump_json()).items() if k not in skip})
     right = _flatten({k: v for k, v in json.loads(new.model_dump_json()).items() if k not in skip})
-    changes = {key: (left.get(key), right.get(key)) for key in sorted(set(left) | set(right))
-               if left.get(key) != right.get(key)}
+    changes = {
+        key: (left.get(key), right.get(key))
+        for key in sorted(set(left) | set(right))
+        if left.get(key) != right.get(key)
+    }
     for weights in ("model.safetensors", "config.json"):
         a, b = old.files.get(weights), new.files.get(weights)
         if (a and a.sha256) != (b and b.sha256):

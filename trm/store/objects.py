@@ -1,17 +1,19 @@
 """Raw object I/O on an opened store, with the two atomic primitives the registry builds on.
 
-Every call goes through ``StoreLocation.call`` (retries + redacted errors on S3). Local writes go to a temp name
-then ``os.replace``; ``write_small(exclusive=True)`` is an atomic create-if-absent (local ``os.link``, S3
+Every call goes through ``StoreLocation.call`` (one clear error when S3 is unreachable). Local writes go through
+:mod:`trm.atomic`; ``write_small(exclusive=True)`` is an atomic create-if-absent (local ``os.link``, S3
 conditional PUT ``If-None-Match: *``) and raises ``FileExistsError`` when the object exists.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 from pathlib import Path
 
+from trm.atomic import atomic_path, atomic_write_bytes
 from trm.store.errors import NotFoundError
 from trm.store.location import StoreLocation
 
@@ -24,7 +26,8 @@ class StoreObjects:
 
     def where(self, path: str) -> str:
         """A path for messages: the redacted store URL + the part below the root."""
-        relative = path[len(self.location.root):].lstrip("/") if path.startswith(self.location.root) else path
+        root = self.location.root
+        relative = path[len(root) :].lstrip("/") if path.startswith(root) else path
         return f"{self.location.display_url.rstrip('/')}/{relative}"
 
     def ls_names(self, path: str) -> list[str]:
@@ -40,35 +43,25 @@ class StoreObjects:
 
     def read(self, path: str) -> bytes:
         try:
-            return self.location.call(f"read {self.where(path)}", self.location.fs.cat_file, path)
+            data = self.location.call(f"read {self.where(path)}", self.location.fs.cat_file, path)
         except FileNotFoundError as error:
             raise NotFoundError(f"{self.where(path)}: not found in the store") from error
+        return bytes(data)
 
     def write_small(self, path: str, data: bytes, exclusive: bool = False) -> None:
         """Write a small object in one atomic step; ``exclusive`` fails if it already exists."""
-        if self.location.is_local:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-            tmp.write_bytes(data)
-            try:
-                if exclusive:
-                    os.link(tmp, target)  # atomic create-if-absent
-                else:
-                    os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
-            return
-        mode = "create" if exclusive else "overwrite"
-        self.location.call(f"write {self.where(path)}", self.location.fs.pipe_file, path, data, mode=mode)
+        if self.location.is_local and exclusive:
+            _create_local(Path(path), data)
+        elif self.location.is_local:
+            atomic_write_bytes(path, data)
+        else:
+            mode = "create" if exclusive else "overwrite"
+            self.location.call(f"write {self.where(path)}", self.location.fs.pipe_file, path, data, mode=mode)
 
     def upload(self, local: Path, path: str) -> None:
         if self.location.is_local:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-            shutil.copyfile(local, tmp)
-            os.replace(tmp, target)
+            with atomic_path(path) as tmp:
+                shutil.copyfile(local, tmp)
             return
         self.location.call(f"upload {self.where(path)}", self.location.fs.put_file, str(local), path)
 
@@ -76,23 +69,33 @@ class StoreObjects:
         if self.location.is_local:
             shutil.rmtree(path, ignore_errors=True)
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.location.call(f"delete {self.where(path)}", self.location.fs.rm, path, recursive=True)
-        except FileNotFoundError:
-            pass
 
     def remove_file(self, path: str) -> None:
-        try:
-            if self.location.is_local:
-                Path(path).unlink(missing_ok=True)
-            else:
-                self.location.call(f"delete {self.where(path)}", self.location.fs.rm_file, path)
-        except FileNotFoundError:
-            pass
+        if self.location.is_local:
+            Path(path).unlink(missing_ok=True)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.location.call(f"delete {self.where(path)}", self.location.fs.rm_file, path)
 
     def find(self, path: str) -> list[str]:
         """Every object below ``path`` (one paginated listing on S3); [] if there is nothing."""
         try:
-            return [str(p) for p in self.location.call(f"list {self.where(path)}", self.location.fs.find, path)]
+            found = self.location.call(f"list {self.where(path)}", self.location.fs.find, path)
         except FileNotFoundError:
             return []
+        return [str(p) for p in found]
+
+
+def _create_local(target: Path, data: bytes) -> None:
+    """Atomic create-if-absent on a local disk: the complete bytes are written under a private name, then hard
+    linked to ``target`` (``os.link`` fails with ``FileExistsError`` if it exists). A link, not a rename: a rename
+    would replace an existing file, which is exactly what an exclusive create must not do."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.new-{uuid.uuid4().hex}")
+    try:
+        staged.write_bytes(data)
+        os.link(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)

@@ -1,25 +1,8 @@
 """Publish, list, resolve, promote and download model versions in a store (local folder or S3).
 
-Layout under the store root::
-
-    models/<name>/<version>/model.safetensors, config.json, metrics.json, README.md, training_curve.png,
-                            manifest.json            <- written LAST: a version without it does not exist
-                            .claim.json              <- only while a publish is in flight (or was killed)
-    models/<name>/aliases/<alias>.json               <- {"name", "alias", "version", "updated_at"}, one object
-
-Why this shape: S3 has no atomic folder rename, so a version is never staged and renamed; each file goes to its
-final key and the manifest, written last, is the commit point. Before uploading, a publisher reserves its number
-by creating ``<version>/.claim.json`` exclusively (local: ``os.link``; S3: conditional PUT ``If-None-Match: *``),
-so concurrent publishers get distinct numbers and never overwrite each other's files; the claim is deleted after
-the manifest. Automatic numbers go above every existing folder, so a number is never reused while anything of it
-remains. A publish killed midway leaves files and a claim without a manifest: invisible to readers; the next
-publish simply takes the next number, and removes incomplete folders whose claim is missing or older than
-``stale_after_s`` (default 6 h). Aliases are single small objects replaced atomically (local: temp file +
-``os.replace``; S3: one PUT), so a reader sees the old or the new target, never a mix; ``latest`` never moves
-backwards.
-
-Test hook: ``TRM_STORE_TEST_PAUSE_S`` (seconds, float) makes ``publish`` sleep after each uploaded file, so a test
-can SIGKILL a real publishing process midway. It has no other effect and is unset in normal use.
+A version is the folder ``models/<name>/<version>/``; its ``manifest.json`` is written last, and without it the
+version does not exist. Each alias is one small object under ``models/<name>/aliases/``. Why this shape, and how
+claims and interrupted publishes work: the artifact store section of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -27,40 +10,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import tempfile
-import time
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trm.paths import REPO_ROOT
-from trm.store import card, lineage
+from trm.atomic import atomic_folder
 from trm.store.errors import InvalidNameError, NotFoundError, StoreError, VersionExistsError
-from trm.store.inputs import MODEL_FILES, check_model_folder, plain_json, read_optional_json
 from trm.store.location import StoreLocation, open_store
-from trm.store.manifest import (
-    MANIFEST_FILENAME,
-    FileEntry,
-    Manifest,
-    check_alias,
-    check_name,
-    sha256_file,
-    utc_now,
-    verify_folder,
-)
+from trm.store.manifest import MANIFEST_FILENAME, Manifest, check_alias, check_name, utc_now, verify_folder
 from trm.store.objects import StoreObjects
+from trm.store.request import PublishRequest
+from trm.store.staging import VERSION_FILES, CheckedRequest, check_request, stage_version
+
+__all__ = ["CLAIM_FILENAME", "LATEST", "VERSION_FILES", "ModelRef", "ModelStore", "VersionInfo", "parse_model_uri"]
 
 log = logging.getLogger(__name__)
 
-# upload order: weights first, manifest never here (it is the commit point, written by _commit_manifest)
-VERSION_FILES = (*MODEL_FILES, "metrics.json", "training_curve.png", "README.md")
 LATEST = "latest"
-TEST_PAUSE_ENV = "TRM_STORE_TEST_PAUSE_S"
 CLAIM_FILENAME = ".claim.json"
 DEFAULT_STALE_AFTER_S = 6 * 3600.0  # an unfinished publish older than this is abandoned, not slow
 
@@ -112,8 +82,8 @@ class VersionInfo:
 
 
 class ModelStore:
-    """All model operations on one opened store. Every storage call goes through ``location.call`` so that an
-    unreachable S3 endpoint is retried with backoff and then reported with the redacted URL."""
+    """All model operations on one opened store. Every storage call goes through ``location.call``, so an
+    unreachable S3 endpoint is reported once, with the redacted URL, after botocore's bounded retries."""
 
     def __init__(self, location: StoreLocation, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> None:
         self.location = location
@@ -121,9 +91,15 @@ class ModelStore:
         self.stale_after_s = stale_after_s
 
     @classmethod
-    def open(cls, url: str | os.PathLike[str] | None = None, options: Mapping[str, Any] | None = None,
-             stale_after_s: float = DEFAULT_STALE_AFTER_S, **retry: Any) -> ModelStore:
-        return cls(open_store(url, options, **retry), stale_after_s)
+    def open(
+        cls,
+        url: str | os.PathLike[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        retry_attempts: int | None = None,
+    ) -> ModelStore:
+        """See :func:`trm.store.location.open_store` for ``url``, ``options`` and ``retry_attempts``."""
+        return cls(open_store(url, options, retry_attempts=retry_attempts), stale_after_s)
 
     # ----------------------------------------------------------------- paths and raw I/O
     @property
@@ -160,15 +136,12 @@ class ModelStore:
         folders: set[int] = set()
         complete: set[int] = set()
         for entry in entries:
-            parts = str(entry)[len(base):].split("/") if str(entry).startswith(base) else []
+            parts = str(entry)[len(base) :].split("/") if str(entry).startswith(base) else []
             if len(parts) == 2 and parts[0].isdigit() and not parts[0].startswith("0"):
                 folders.add(int(parts[0]))
                 if parts[1] == MANIFEST_FILENAME:
                     complete.add(int(parts[0]))
         return sorted(folders), sorted(complete)
-
-    def _version_folders(self, name: str) -> list[int]:
-        return self._scan(name)[0]
 
     def versions(self, name: str) -> list[int]:
         """Complete versions (those with a manifest), ascending."""
@@ -186,8 +159,10 @@ class ModelStore:
             raise NotFoundError(f"model {name}:{version} does not exist in {self.url}") from error
         manifest = Manifest.from_json(raw, source=self.objects.where(path))
         if manifest.name != name or manifest.version != version:
-            raise StoreError(f"{self.objects.where(path)}: manifest says {manifest.name}:{manifest.version}, "
-                             f"expected {name}:{version}")
+            raise StoreError(
+                f"{self.objects.where(path)}: manifest says {manifest.name}:{manifest.version}, "
+                f"expected {name}:{version}"
+            )
         return manifest, raw
 
     def aliases(self, name: str) -> dict[str, int]:
@@ -229,8 +204,10 @@ class ModelStore:
             version = existing[-1]
         if not self.objects.exists(f"{self._version_dir(ref.name, version)}/{MANIFEST_FILENAME}"):
             via = f" (via alias {ref.alias!r})" if ref.alias else ""
-            raise NotFoundError(f"model {ref.name}:{version}{via} does not exist in {self.url}; published versions: "
-                                f"{self.versions(ref.name) or 'none'}")
+            raise NotFoundError(
+                f"model {ref.name}:{version}{via} does not exist in {self.url}; published versions: "
+                f"{self.versions(ref.name) or 'none'}"
+            )
         return version
 
     def list(self, name: str | None = None) -> list[VersionInfo]:
@@ -242,11 +219,17 @@ class ModelStore:
                 by_version.setdefault(version, []).append(alias)
             for version in self.versions(model):
                 manifest = self.manifest(model, version)
-                rows.append(VersionInfo(
-                    model, version, manifest.created_at.isoformat(timespec="seconds"),
-                    tuple(sorted(by_version.get(version, []))), manifest.git.commit, manifest.git.dirty,
-                    manifest.metrics,
-                ))
+                rows.append(
+                    VersionInfo(
+                        model,
+                        version,
+                        manifest.created_at.isoformat(timespec="seconds"),
+                        tuple(sorted(by_version.get(version, []))),
+                        manifest.git.commit,
+                        manifest.git.dirty,
+                        manifest.metrics,
+                    )
+                )
         return rows
 
     # ----------------------------------------------------------------- writing
@@ -269,100 +252,54 @@ class ModelStore:
         self.objects.write_small(self._alias_path(name, alias), (json.dumps(body, indent=2) + "\n").encode())
         log.info("store %s: %s@%s -> %d", self.url, name, alias, version)
 
-    def publish(
-        self,
-        name: str,
-        model_dir: Path,
-        *,
-        metrics: Mapping[str, Any] | None = None,
-        metrics_log: Path | None = None,
-        config: Mapping[str, Any] | None = None,
-        dataset_dir: Path | None = None,
-        dataset_metadata: Mapping[str, Any] | None = None,
-        dvc_stage: str | None = None,
-        dvc_lock: Path | None = None,
-        repo_dir: Path | None = None,
-        ray_run_name: str | None = None,
-        tune_run_name: str | None = None,
-        tune_trial_name: str | None = None,
-        timestamps: Mapping[str, str] | None = None,
-        version: int | None = None,
-        aliases: Iterable[str] = (),
-        extra: Mapping[str, Any] | None = None,
-    ) -> Manifest:
-        """Publish an exported model folder (``model.safetensors`` + ``config.json``) as a new immutable version.
+    def publish(self, request: PublishRequest) -> Manifest:
+        """Publish an exported model folder as a new immutable version (defaults: see :class:`PublishRequest`).
 
-        Defaults: ``metrics`` from ``model_dir/metrics.json``, ``metrics_log`` from ``metrics.jsonl`` in
-        ``model_dir`` or its parent (a training run folder is ``<run>/metrics.jsonl`` + ``<run>/export/``),
-        ``config`` = the exported ``config.json``, ``repo_dir`` = this checkout (git facts; ``dvc.lock`` when
-        ``dvc_stage`` is given). ``timestamps``: extra named times (e.g. ``training_started``) besides
-        ``created_at``. ``version`` None = next number; an existing version is refused before anything
-        is written. Moves ``latest`` (and any ``aliases``) after the manifest.
+        Anything wrong with the request is refused before the store is touched; an explicit ``version`` that
+        exists is refused before anything is written. The manifest goes last (it makes the version exist), then
+        ``latest`` and the request's aliases move.
         """
-        check_name(name)
-        alias_list = [check_alias(a) for a in aliases]
-        if version is not None and (not isinstance(version, int) or version < 1):
-            raise InvalidNameError(f"invalid version {version!r}: versions are integers 1, 2, ...")
-        model_dir = Path(model_dir)
-        model_config = check_model_folder(model_dir)
-        metrics_dict = plain_json(dict(metrics)) if metrics is not None else read_optional_json(
-            model_dir / "metrics.json")
-        if metrics_log is None:  # beside the weights, or in the run folder holding export/ (trm.train.loop layout)
-            metrics_log = next((p for p in (model_dir / "metrics.jsonl", model_dir.parent / "metrics.jsonl")
-                                if p.is_file()), None)
-        repo = Path(repo_dir) if repo_dir is not None else REPO_ROOT
-        data = None
-        if dvc_stage:
-            data = lineage.read_dvc_lock(Path(dvc_lock) if dvc_lock else repo / "dvc.lock", dvc_stage)
-        if dataset_metadata is None and dataset_dir is not None:
-            dataset_metadata = lineage.read_dataset_metadata(Path(dataset_dir))
-
-        self._clean_stale(name)
-        target = self._claim_version(name, version)
-        version_dir = self._version_dir(name, target)
-        committed = False
+        checked = check_request(request)
+        self._clean_stale(checked.name)
+        target = self._claim_version(checked.name, request.version)
+        version_dir = self._version_dir(checked.name, target)
         try:
-            draft = Manifest(
-                name=name, version=target, created_at=utc_now(), files={},
-                git=lineage.collect_git(repo), data=data,
-                dataset_metadata=plain_json(dict(dataset_metadata)) if dataset_metadata is not None else None,
-                config=plain_json(dict(config)) if config is not None else model_config,
-                ray_run_name=ray_run_name, tune_run_name=tune_run_name, tune_trial_name=tune_trial_name,
-                timestamps={k: str(v) for k, v in (timestamps or {}).items()},
-                environment=lineage.collect_environment(), metrics=metrics_dict, extra=plain_json(dict(extra or {})),
-            )
-            with tempfile.TemporaryDirectory(prefix="trm-publish-") as tmp:
-                staging = Path(tmp)
-                for file_name in MODEL_FILES:
-                    shutil.copyfile(model_dir / file_name, staging / file_name)
-                (staging / "metrics.json").write_text(json.dumps(metrics_dict, indent=2, sort_keys=True) + "\n")
-                card.render_training_curve(metrics_log, staging / "training_curve.png", title=f"{name}:{target}")
-                (staging / "README.md").write_text(card.render_model_card(draft, self.url), encoding="utf-8")
-                files = {f: FileEntry(sha256=sha256_file(staging / f), size=(staging / f).stat().st_size)
-                         for f in VERSION_FILES}
-                manifest = Manifest.model_validate(draft.model_copy(update={"files": files}).model_dump())
-                pause = float(os.environ.get(TEST_PAUSE_ENV, "0") or 0)
-                for file_name in VERSION_FILES:
-                    self.objects.upload(staging / file_name, f"{version_dir}/{file_name}")
-                    if pause:
-                        time.sleep(pause)
-                self._commit_manifest(manifest, version_dir)
-                committed = True
-        finally:
-            if not committed:  # best effort (a SIGKILL skips this; the claim then ages out, see _clean_stale)
-                try:
-                    if not self.objects.exists(f"{version_dir}/{MANIFEST_FILENAME}"):  # never touch a committed version
-                        self.objects.remove_tree(version_dir)
-                except Exception:  # noqa: BLE001 - never hide the original error
-                    log.warning("store %s: could not clean incomplete %s:%d", self.url, name, target)
+            manifest = self._write_version(checked, target, version_dir)
+        except BaseException:
+            self._discard_incomplete(checked.name, target, version_dir)
+            raise
         self.objects.remove_file(f"{version_dir}/{CLAIM_FILENAME}")
-        if self._current_latest(name) <= target:  # a slower concurrent publish must not move latest backwards
-            self._write_alias(name, LATEST, target)
-        for alias in alias_list:
-            if alias != LATEST:
-                self._write_alias(name, alias, target)
-        log.info("store %s: published %s:%d", self.url, name, target)
+        self._move_aliases(checked.name, target, request.aliases)
+        log.info("store %s: published %s:%d", self.url, checked.name, target)
         return manifest
+
+    def _write_version(self, checked: CheckedRequest, version: int, version_dir: str) -> Manifest:
+        """Stage the files locally, upload them, then commit the manifest."""
+        with tempfile.TemporaryDirectory(prefix="trm-publish-") as tmp:
+            manifest = stage_version(checked, version, self.url, Path(tmp))
+            self._upload(Path(tmp), version_dir)
+            self._commit_manifest(manifest, version_dir)
+        return manifest
+
+    def _upload(self, staging: Path, version_dir: str) -> None:
+        for file_name in VERSION_FILES:
+            self.objects.upload(staging / file_name, f"{version_dir}/{file_name}")
+
+    def _discard_incomplete(self, name: str, version: int, version_dir: str) -> None:
+        """Best effort after a failed publish (a SIGKILL skips this; the claim then ages out, see _clean_stale)."""
+        try:
+            if not self.objects.exists(f"{version_dir}/{MANIFEST_FILENAME}"):  # never touch a committed version
+                self.objects.remove_tree(version_dir)
+        except Exception:  # noqa: BLE001 - never hide the original error
+            log.warning("store %s: could not clean incomplete %s:%d", self.url, name, version)
+
+    def _move_aliases(self, name: str, version: int, aliases: Sequence[str]) -> None:
+        """``latest`` (unless a faster concurrent publish already moved it further) and the requested aliases."""
+        if self._current_latest(name) <= version:  # a slower concurrent publish must not move latest backwards
+            self._write_alias(name, LATEST, version)
+        for alias in aliases:
+            if alias != LATEST:
+                self._write_alias(name, alias, version)
 
     def _claim_version(self, name: str, explicit: int | None) -> int:
         """Reserve a version number by creating its claim object exclusively, so two concurrent publishers never
@@ -372,7 +309,8 @@ class ModelStore:
         if explicit is not None:
             if explicit in complete:
                 raise VersionExistsError(
-                    f"model {name}:{explicit} already exists in {self.url}; versions are immutable")
+                    f"model {name}:{explicit} already exists in {self.url}; versions are immutable"
+                )
             if not self._try_claim(name, explicit):
                 raise VersionExistsError(f"model {name}:{explicit} is being published by another writer in {self.url}")
             return explicit
@@ -384,16 +322,22 @@ class ModelStore:
         raise StoreError(f"could not reserve a version number for {name} in {self.url} (50 numbers taken)")
 
     def _try_claim(self, name: str, version: int) -> bool:
-        body = {"version": version, "claimed_at": utc_now().isoformat(), "host": socket.gethostname(),
-                "pid": os.getpid()}
+        body = {
+            "version": version,
+            "claimed_at": utc_now().isoformat(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
         path = f"{self._version_dir(name, version)}/{CLAIM_FILENAME}"
         try:
             self.objects.write_small(path, json.dumps(body).encode(), exclusive=True)
         except FileExistsError:
             return False
         except (FileNotFoundError, PermissionError) as error:  # e.g. NoSuchBucket, read-only store
-            raise StoreError(f"cannot write to store {self.url} ({type(error).__name__}: {error}); does the bucket/"
-                             f"folder exist and is it writable? (first write: {self.objects.where(path)})") from error
+            raise StoreError(
+                f"cannot write to store {self.url} ({type(error).__name__}: {error}); does the bucket/"
+                f"folder exist and is it writable? (first write: {self.objects.where(path)})"
+            ) from error
         return True
 
     def _clean_stale(self, name: str) -> None:
@@ -444,17 +388,9 @@ class ModelStore:
         dest = Path(dest)
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise StoreError(f"{dest}: destination exists and is not an empty folder")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
-        staging.mkdir()
-        try:
+        with atomic_folder(dest) as staging:
             self.fetch_into(manifest, staging)
             (staging / MANIFEST_FILENAME).write_bytes(raw)
-            if dest.exists():
-                dest.rmdir()
-            os.replace(staging, dest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return manifest, dest
 
     def fetch_into(self, manifest: Manifest, folder: Path) -> None:
@@ -463,8 +399,9 @@ class ModelStore:
         for file_name in manifest.files:
             remote = f"{version_dir}/{file_name}"
             try:
-                self.location.call(f"download {self.objects.where(remote)}", self.location.fs.get_file, remote,
-                                   str(folder / file_name))
+                self.location.call(
+                    f"download {self.objects.where(remote)}", self.location.fs.get_file, remote, str(folder / file_name)
+                )
             except FileNotFoundError as error:
                 where = self.objects.where(remote)
                 raise NotFoundError(f"{where}: listed in the manifest but missing from the store") from error

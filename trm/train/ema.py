@@ -1,4 +1,4 @@
-"""Exponential moving average of the trainable parameters (spec §2.7), used for evaluation and export.
+"""Exponential moving average of the trainable parameters (docs/reference.md §2.7), used for evaluation and export.
 
 Buffers (puzzle table, H_init/L_init) are not averaged: the EMA model takes them from the live model.
 """

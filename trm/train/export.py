@@ -12,8 +12,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from trm.atomic import atomic_folder
-from trm.config import TRMConfig
+from trm.config import ModelConfig, TRMConfig
+from trm.data.dataset_folder import read_metadata
 from trm.model import TRM
+from trm.train.checkpoint import read_checkpoint
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -33,7 +35,23 @@ def export_model(model: TRM, config: TRMConfig, folder: Path) -> Path:
     return folder
 
 
-def _model_from(config: TRMConfig, state: dict[str, torch.Tensor], source: Path, device) -> TRM:
+def fill_from_dataset(model: ModelConfig, dataset_dir: Path, required: bool = False) -> ModelConfig:
+    """Sizes left at 0 (seq_len, vocab_size, num_puzzle_identifiers) taken from a built dataset's metadata.json;
+    without one the config is returned as is, unless ``required``."""
+    if not (Path(dataset_dir) / "metadata.json").is_file():
+        if required:
+            raise FileNotFoundError(f"dataset {dataset_dir}: no metadata.json")
+        return model
+    meta = read_metadata(Path(dataset_dir))
+    sizes = {
+        "seq_len": meta.seq_len,
+        "vocab_size": meta.vocab_size,
+        "num_puzzle_identifiers": meta.num_puzzle_identifiers,
+    }
+    return model.model_copy(update={k: v for k, v in sizes.items() if getattr(model, k) == 0})
+
+
+def _model_from(config: TRMConfig, state: dict[str, torch.Tensor], source: Path, device: torch.device | str) -> TRM:
     model_cfg = config.model
     if model_cfg.seq_len == 0 or model_cfg.vocab_size == 0:
         raise ExportError(f"{source}: config has unresolved model sizes (seq_len/vocab_size = 0)")
@@ -43,7 +61,9 @@ def _model_from(config: TRMConfig, state: dict[str, torch.Tensor], source: Path,
     model = TRM(model_cfg)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ExportError(f"{source}: weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ExportError(
+            f"{source}: weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return model.to(device).eval()
 
 
@@ -59,8 +79,6 @@ def load_exported(path: Path | str, device: torch.device | str = "cpu") -> tuple
         state = load_file(str(folder / MODEL_FILE))
         model = _model_from(config, state, folder, device)
         return model, config
-    from trm.train.checkpoint import read_checkpoint
-
     if (folder / "state.safetensors").is_file():
         tensors, meta = read_checkpoint(folder)
         config = TRMConfig.model_validate(meta["config"])

@@ -35,7 +35,7 @@ def _as_float32_bits(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.contiguous().reshape(-1).view(torch.float32)
 
 
-def _all_gather_rows(local: torch.Tensor, world: int, process_group: dist.ProcessGroup) -> torch.Tensor:
+def _all_gather_rows(local: torch.Tensor, world: int, process_group: dist.ProcessGroup | None) -> torch.Tensor:
     """[world, n]: row r is rank r's 1-D ``local`` (gloo wants a flat output buffer)."""
     out = torch.empty(world * local.numel(), dtype=local.dtype, device=local.device)
     dist.all_gather_into_tensor(out, local, group=process_group)
@@ -62,8 +62,11 @@ def exchange_step(
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in dense_params]
     dense_count = sum(g.numel() for g in grads)
     ids32 = sparse_ids.to(device=device, dtype=torch.int32)
-    rest = [_as_float32_bits(ids32), sparse_grads.to(device=device, dtype=torch.float32).reshape(-1),
-            _as_float32_bits(metric_sums.to(device=device, dtype=torch.float64))]
+    rest = [
+        _as_float32_bits(ids32),
+        sparse_grads.to(device=device, dtype=torch.float32).reshape(-1),
+        _as_float32_bits(metric_sums.to(device=device, dtype=torch.float64)),
+    ]
     rest_count = sum(r.numel() for r in rest)
     fused = world * (dense_count + rest_count) * 4 <= FUSED_GATHER_MAX_BYTES
 
@@ -82,7 +85,7 @@ def exchange_step(
         rest_rows = _all_gather_rows(local, world, process_group)
 
     offset = 0
-    for param, grad in zip(dense_params, grads):
+    for param, grad in zip(dense_params, grads, strict=True):
         count = grad.numel()
         param.grad = dense_sum[offset : offset + count].view_as(grad).to(grad.dtype).clone()
         offset += count

@@ -1,31 +1,35 @@
-"""The training loop around a Trainer: dataset build-if-missing, periodic evaluation with EMA weights, metrics
-log, rich progress, checkpoints, resume and the final export.
+"""The one training loop, used by `trm train`, every Ray Train worker and every Tune trial: step a Trainer to its
+budget and, at the steps its Cadence names, log, evaluate, checkpoint and report through hooks.
 
-Run folder (``run.output_dir/run.name``)::
+Run folder (``run.output_dir/run.name``), written by rank 0::
 
     config.json            the resolved config (dataset sizes filled in)
-    metrics.jsonl          one JSON object per line: kind "train" (every log_interval steps) or "eval"
-    checkpoints/step_<N>/  state.safetensors + state.json (full resumable state)
-    eval/step_<N>/         eval.json (+ submission.json on ARC) of each evaluation
+    metrics.jsonl          one JSON object per line: kind "info" (step 0), "train" (every log_interval), "eval"
+    checkpoints/step_<N>/  state.safetensors + state.json (local runs; Ray keeps its own in its storage)
+    eval/step_<N>/         eval.json (+ submission.json on ARC) of each evaluation, when the evaluator writes them
     export/                model.safetensors (EMA weights) + config.json: what evaluation and the store load
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from trm.atomic import atomic_write_json
 from trm.config import TRMConfig
+from trm.data.build import ensure_built
 from trm.data.loader import PuzzleDataset
-from trm.train.checkpoint import checkpoint_dir, latest_checkpoint, load_trainer, save_trainer
+from trm.model import count_trainable_parameters
+from trm.train.cadence import Cadence
+from trm.train.checkpoint import FolderCheckpoints
 from trm.train.export import export_model
+from trm.train.hooks import Checkpoints, EvalSummaries, Evaluator, Report, StopRule
 from trm.train.metrics_log import MetricsLog
+from trm.train.progress import TrainingProgress
 from trm.train.trainer import Trainer, torch_threads
 
 
@@ -33,202 +37,179 @@ from trm.train.trainer import Trainer, torch_threads
 class TrainResult:
     run_dir: Path
     steps: int
+    total_steps: int
     seconds: float
     last_train: dict[str, float] = field(default_factory=dict)
-    last_eval: dict[str, dict[str, Any]] = field(default_factory=dict)  # mode -> EvalResult.summary()
+    last_eval: EvalSummaries = field(default_factory=dict)
+    eval_step: int | None = None
     export_dir: Path | None = None
-    checkpoint: Path | None = None
+    checkpoint: str | None = None
+    restored_from_step: int | None = None
+    stopped_early: bool = False
 
 
-def ensure_dataset(config: TRMConfig, process_group: dist.ProcessGroup | None = None) -> Path:
-    """The dataset folder; builds a registered dataset (with ``data.build`` overrides) when it is missing. With a
-    process group, rank 0 builds and the others wait."""
+@dataclass
+class LoopHooks:
+    """How the loop reaches the outside world (see trm/train/hooks.py)."""
+
+    checkpoints: Checkpoints
+    evaluate: Evaluator | None = None
+    should_stop: StopRule | None = None
+
+
+class _Rate:
+    """Optimizer steps per second since the last ``take``."""
+
+    def __init__(self) -> None:
+        self.started, self.steps = time.perf_counter(), 0
+
+    def tick(self) -> None:
+        self.steps += 1
+
+    def take(self) -> float:
+        rate = self.steps / max(time.perf_counter() - self.started, 1e-9)
+        self.started, self.steps = time.perf_counter(), 0
+        return rate
+
+
+def prepare_dataset(config: TRMConfig, process_group: dist.ProcessGroup | None, builds_here: bool) -> Path:
+    """The dataset folder; a missing registered dataset is built (from params.yaml) by the ranks told to, while the
+    others wait at a barrier."""
     path = config.data.resolve_path()
-    rank = dist.get_rank(process_group) if process_group is not None else 0
-    if rank == 0 and not (path / "metadata.json").is_file():
-        from trm.data.build import dataset_names, build_dataset
-
-        if config.data.name not in dataset_names():
-            raise FileNotFoundError(
-                f"dataset {config.data.name!r}: no built dataset at {path} and not a registered name "
-                f"({', '.join(dataset_names())})"
-            )
-        build_dataset(config.data.name, dict(config.data.build), out_root=path.parent, progress=True)
+    if builds_here:
+        ensure_built(path, config.data.name)
     if process_group is not None:
         dist.barrier(group=process_group)
-    _check_build_params(path, config.data.build)
     return path
-
-
-def _check_build_params(path: Path, wanted: dict[str, Any]) -> None:
-    """An existing build made with other parameters than ``data.build`` asks for is an error, not a silent swap
-    (e.g. an augmented 4x4 set whose augmentations reproduce test puzzles, where the preset wants none)."""
-    if not wanted:
-        return
-    params = json.loads((path / "metadata.json").read_text()).get("params", {})
-    for key, value in wanted.items():
-        node: Any = params
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node != value:
-            raise ValueError(
-                f"{path}: built with {key}={node!r} but data.build asks for {key}={value!r}; rebuild it "
-                f"(trm data build {path.name} --set {key}={value}) or point data.root elsewhere"
-            )
-
-
-def _interval_steps(value: float | None, unit: str, steps_per_epoch: float) -> int | None:
-    if value is None:
-        return None
-    steps = value * steps_per_epoch if unit == "epochs" else value
-    return max(1, int(round(steps)))
-
-
-class _Progress:
-    """A rich progress bar on rank 0 (a no-op elsewhere or when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-        self.bar.start()
-        self.task = self.bar.add_task("train", total=total, completed=done, info="")
-
-    def update(self, step: int, info: str | None = None) -> None:
-        if self.bar is not None:
-            kwargs = {"info": info} if info is not None else {}
-            self.bar.update(self.task, completed=step, **kwargs)
-
-    def print(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(text)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def run_evaluation(trainer: Trainer, eval_model, eval_ds: PuzzleDataset, out_dir: Path | None = None,
-                   arc=None) -> dict[str, dict[str, Any]]:
-    """Evaluate the EMA weights in every configured mode (H6's ``evaluate_modes``); on ARC also pass@K, with
-    ``eval.json`` + ``submission.json`` written to ``out_dir`` by rank 0. Collective when distributed."""
-    from trm.evaluate.report import build_report, evaluate_modes, write_report
-
-    trainer.ema_model(into=eval_model)
-    results, arc_result = evaluate_modes(
-        eval_model, eval_ds, trainer.config.eval.batch_size, modes=trainer.config.eval.modes, device=trainer.device,
-        arc=arc, rank=trainer.rank, world_size=trainer.world_size, process_group=trainer.process_group,
-    )
-    summaries = {mode: result.summary() for mode, result in results.items()}
-    if arc_result is not None:
-        for k, value in arc_result.pass_at.items():
-            for summary in summaries.values():
-                summary[f"ARC/pass@{k}"] = value
-    if out_dir is not None and trainer.rank == 0:
-        report = build_report(results, arc_result, step=trainer.step_count, dataset=str(eval_ds.path),
-                              split=eval_ds.split, weights="ema" if trainer.ema is not None else "live")
-        write_report(report, out_dir, arc_result)
-    return summaries
 
 
 def train(
     config: TRMConfig,
     *,
+    hooks: LoopHooks | None = None,
     resume: bool = False,
     process_group: dist.ProcessGroup | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
-    evaluate_at_end: bool = True,
     export: bool = True,
+    builds_data: bool | None = None,
 ) -> TrainResult:
-    """Train ``config`` to its step budget in ``config.run.path()``; ``resume`` continues from the latest checkpoint
-    there (bit-exact on CPU). Returns the last train/eval metrics and where the export went."""
-    with torch_threads(config.train.threads):
-        return _train(config, resume, process_group, device, progress, evaluate_at_end, export)
-
-
-def _train(config, resume, process_group, device, progress, evaluate_at_end, export) -> TrainResult:
+    """Train ``config`` to its step budget in ``config.run.path()``. Without ``hooks``, checkpoints go to the run
+    folder (``resume`` continues from the latest one there, bit-exactly on CPU) and nothing is evaluated: pass
+    ``LoopHooks(evaluate=...)`` from trm.evaluate for periodic evaluation. ``builds_data``: whether this process
+    builds a missing dataset (default: rank 0)."""
     started = time.perf_counter()
-    data_path = ensure_dataset(config, process_group)
-    train_ds = PuzzleDataset.open(data_path, "train")
-    eval_ds = PuzzleDataset.open(data_path, config.eval.split) if config.eval.modes else None
-    trainer = Trainer(config, train_ds, process_group=process_group, device=device)
-    is_main = trainer.rank == 0
-    run_dir = config.run.path()
-    log = MetricsLog(run_dir / "metrics.jsonl", enabled=is_main)
-
-    if resume:
-        found = latest_checkpoint(run_dir)
-        if found is not None:
-            load_trainer(trainer, found)
-            log.truncate_after(trainer.step_count)
-    elif is_main and (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()  # a fresh run replaces the old log instead of appending to it
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(trainer.config.model_dump(mode="json"), indent=1, sort_keys=True))
-        if trainer.step_count == 0:
-            from trm.model import count_trainable_parameters
-
-            log.write("info", 0, {"num_params": count_trainable_parameters(trainer.model),
-                                  "total_steps": trainer.total_steps, "world_size": trainer.world_size})
-
-    t = config.train
-    eval_every = _interval_steps(t.eval_interval, t.interval_unit, trainer.steps_per_epoch)
-    ckpt_every = _interval_steps(t.checkpoint_interval, t.interval_unit, trainer.steps_per_epoch)
-    eval_model = trainer.ema_model() if eval_ds is not None else None
-    arc = None
-    if eval_ds is not None and eval_ds.metadata.task == "arc":
-        from trm.evaluate.arc import ArcEvaluator
-
-        arc = ArcEvaluator.for_dataset(eval_ds.path)
-
-    def evaluate_now(step: int) -> dict[str, dict[str, Any]]:
-        summaries = run_evaluation(trainer, eval_model, eval_ds, run_dir / "eval" / f"step_{step}", arc)
-        for mode, summary in summaries.items():
-            log.write("eval", step, {"mode": mode, **summary})
-        return summaries
-
-    result = TrainResult(run_dir=run_dir, steps=trainer.step_count, seconds=0.0)
-    bar = _Progress(progress and is_main, trainer.total_steps, trainer.step_count)
-    last_eval_step = last_ckpt_step = -1
-    try:
-        window_start, window_steps = time.perf_counter(), 0
-        while trainer.step_count < trainer.total_steps:
-            metrics = trainer.step()
-            step = trainer.step_count
-            window_steps += 1
-            result.last_train = metrics
-            if step % t.log_interval == 0 or step == trainer.total_steps:
-                elapsed = time.perf_counter() - window_start
-                metrics = {**metrics, "steps_per_second": window_steps / max(elapsed, 1e-9)}
-                window_start, window_steps = time.perf_counter(), 0
-                log.write("train", step, metrics)
-                bar.update(step, f"loss {metrics['lm_loss']:.3f} exact {metrics['exact_accuracy']:.2f}")
-            else:
-                bar.update(step)
-            if eval_every and step % eval_every == 0 and eval_ds is not None:
-                result.last_eval = evaluate_now(step)
-                last_eval_step = step
-                for mode, summary in result.last_eval.items():
-                    bar.print(f"step {step} eval\\[{mode}] exact {summary['exact_accuracy']:.4f} "
-                              f"token {summary['accuracy']:.4f}")
-            if ckpt_every and step % ckpt_every == 0:
-                result.checkpoint = save_trainer(trainer, checkpoint_dir(run_dir, step)) or result.checkpoint
-                last_ckpt_step = step
-        step = trainer.step_count
-        if evaluate_at_end and eval_ds is not None and last_eval_step != step:
-            result.last_eval = evaluate_now(step)
-        if last_ckpt_step != step:
-            result.checkpoint = save_trainer(trainer, checkpoint_dir(run_dir, step)) or result.checkpoint
-        if export and is_main:
+    with torch_threads(config.train.threads):
+        rank = dist.get_rank(process_group) if process_group is not None else 0
+        data_path = prepare_dataset(config, process_group, rank == 0 if builds_data is None else builds_data)
+        trainer = Trainer(config, PuzzleDataset.open(data_path, "train"), process_group=process_group, device=device)
+        hooks = hooks or LoopHooks(checkpoints=FolderCheckpoints(config.run.path(), resume))
+        run_dir = config.run.path()
+        restored_from = hooks.checkpoints.restore(trainer)
+        log = _open_log(trainer, run_dir, restored_from)
+        cadence = Cadence.for_run(trainer.config.train, trainer.total_steps, trainer.steps_per_epoch)
+        with TrainingProgress(progress and trainer.rank == 0, trainer.total_steps, trainer.step_count) as bar:
+            result = run_loop(trainer, cadence, log, hooks, bar, run_dir, restored_from)
+        if export and trainer.rank == 0:
             result.export_dir = export_model(trainer.ema_model(), trainer.config, run_dir / "export")
-    finally:
-        bar.close()
-    result.steps = trainer.step_count
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _open_log(trainer: Trainer, run_dir: Path, restored_from: int | None) -> MetricsLog:
+    """Rank 0's metrics log (continued on resume) and the resolved config beside it."""
+    log = MetricsLog(run_dir / "metrics.jsonl", enabled=trainer.rank == 0)
+    log.start(restored_from)
+    if trainer.rank == 0:
+        atomic_write_json(run_dir / "config.json", trainer.config.model_dump(mode="json"))
+    if trainer.step_count == 0:
+        log.write(
+            "info",
+            0,
+            {
+                "num_params": count_trainable_parameters(trainer.model),
+                "total_steps": trainer.total_steps,
+                "world_size": trainer.world_size,
+            },
+        )
+    return log
+
+
+def run_loop(
+    trainer: Trainer,
+    cadence: Cadence,
+    log: MetricsLog,
+    hooks: LoopHooks,
+    bar: TrainingProgress,
+    run_dir: Path,
+    restored_from: int | None = None,
+) -> TrainResult:
+    """Step to ``cadence.total_steps``; at each step the cadence names: log, evaluate, checkpoint or report, and
+    ask ``hooks.should_stop``. A run resumed after its last step only evaluates once more and reports."""
+    result = TrainResult(run_dir, trainer.step_count, cadence.total_steps, 0.0, restored_from_step=restored_from)
+    if trainer.step_count >= cadence.total_steps:
+        _report_finished_run(trainer, cadence, hooks, result)
+        return result
+    log_rate, report_rate = _Rate(), _Rate()
+    while trainer.step_count < cadence.total_steps:
+        metrics = trainer.step()
+        step = result.steps = trainer.step_count
+        result.last_train = metrics
+        log_rate.tick()
+        report_rate.tick()
+        if cadence.logs(step):
+            log.write("train", step, {**metrics, "steps_per_second": log_rate.take()})
+            bar.update(step, f"loss {metrics['lm_loss']:.3f} exact {metrics['exact_accuracy']:.2f}")
+        else:
+            bar.update(step)
+        evaluated = hooks.evaluate is not None and cadence.evaluates(step)
+        if evaluated:
+            _evaluate(trainer, hooks, log, bar, result)
+        saving = cadence.checkpoints(step)
+        if not (evaluated or saving):
+            continue
+        report = _report(trainer, result, report_rate.take())
+        stop = hooks.should_stop is not None and hooks.should_stop(report)
+        if saving or stop:
+            result.checkpoint = hooks.checkpoints.save(trainer, report) or result.checkpoint
+        else:
+            hooks.checkpoints.report(report)
+        if stop:
+            result.stopped_early = True
+            break
+    return result
+
+
+def _evaluate(trainer: Trainer, hooks: LoopHooks, log: MetricsLog, bar: TrainingProgress, result: TrainResult) -> None:
+    assert hooks.evaluate is not None
+    result.last_eval = hooks.evaluate(trainer)
+    result.eval_step = trainer.step_count
+    for mode, summary in result.last_eval.items():
+        log.write("eval", trainer.step_count, {"mode": mode, **summary})
+        bar.print(
+            f"step {trainer.step_count} eval[{mode}] exact {summary['exact_accuracy']:.4f} "
+            f"token {summary['accuracy']:.4f}"
+        )
+
+
+def _report(trainer: Trainer, result: TrainResult, steps_per_second: float) -> Report:
+    return Report(
+        step=trainer.step_count,
+        total_steps=result.total_steps,
+        train=result.last_train,
+        evals=result.last_eval,
+        eval_step=result.eval_step,
+        steps_per_second=steps_per_second,
+        samples_per_second=steps_per_second * trainer.config.train.global_batch_size,
+        world_size=trainer.world_size,
+        restored_from_step=result.restored_from_step,
+    )
+
+
+def _report_finished_run(trainer: Trainer, cadence: Cadence, hooks: LoopHooks, result: TrainResult) -> None:
+    """A resume of a run that had already reached its budget: its final evaluation once more (not logged again:
+    the log has it), reported so that the caller still gets the run's metrics."""
+    if hooks.evaluate is not None and cadence.evaluate_at_end:
+        result.last_eval = hooks.evaluate(trainer)
+        result.eval_step = trainer.step_count
+    hooks.checkpoints.report(_report(trainer, result, 0.0))

@@ -1,4 +1,4 @@
-"""The training objective of spec §2.3 and the per-step metrics of spec §2.9.
+"""The training objective of docs/reference.md §2.3 and the per-step metrics of docs/reference.md §2.9.
 
 Why float64 stable-max: the official loss casts logits to float64 and replaces exp with a piecewise-linear/
 reciprocal map s(x); reproducing it exactly keeps loss values and gradients comparable with the official runs.
@@ -26,7 +26,9 @@ def log_stablemax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.log(s / s.sum(dim=dim, keepdim=True))
 
 
-def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def stablemax_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """Per-token -log p_label under stable-max, in float64; 0 where the label is ignored. Shapes [..., V], [...]."""
     logprobs = log_stablemax(logits.to(torch.float64), dim=-1)
     valid = labels != ignore_index
@@ -51,7 +53,8 @@ def act_loss(
     q_continue_logits: torch.Tensor | None = None,
     q_continue_target: torch.Tensor | None = None,
 ) -> LossOutput:
-    """Loss over ALL rows of the carry (spec §2.3); metrics over rows that halted this step (spec §2.9).
+    """Loss over ALL rows of the carry (docs/reference.md §2.3); metrics over rows that halted this step
+    (docs/reference.md §2.9).
 
     ``labels`` must be the carry's current labels (rows keep their example across steps), ``halted``/``steps`` the
     carry state after this supervision step.

@@ -1,5 +1,5 @@
-"""Append-only JSON-lines metrics log (``metrics.jsonl``): one object per line, flushed per write so a crashed run
-keeps everything written so far and a plot can be made while training runs."""
+"""The per-step metrics log of a run (``metrics.jsonl``): one JSON object per line, appended and flushed per write,
+so a crashed run keeps everything written so far and a curve can be drawn while training runs."""
 
 from __future__ import annotations
 
@@ -9,21 +9,40 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trm.atomic import atomic_write_text
+
 
 def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+    """A JSON-safe scalar: tensors/numpy scalars unwrapped, NaN and infinities written as strings."""
     if hasattr(value, "item"):
         return _clean(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     return value
 
 
 class MetricsLog:
+    """Writes ``path`` on the rank that owns the log (``enabled``); a no-op elsewhere."""
+
     def __init__(self, path: Path, enabled: bool = True) -> None:
         self.path = Path(path)
         self.enabled = enabled
-        if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def start(self, resumed_at: int | None) -> None:
+        """A fresh run replaces an old log; a resumed run drops the lines logged after its checkpoint's step, so
+        the log continues without gaps or repeats."""
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resumed_at is None:
+            self.path.unlink(missing_ok=True)
+        elif self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resumed_at
+            ]
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if not self.enabled:
@@ -32,15 +51,6 @@ class MetricsLog:
         record.update({k: _clean(v) for k, v in values.items()})
         with self.path.open("a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
-
-    def truncate_after(self, step: int) -> None:
-        """On resume: drop lines logged after the checkpoint's step so the log matches the resumed run."""
-        if not self.enabled or not self.path.exists():
-            return
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        tmp.replace(self.path)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

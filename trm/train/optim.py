@@ -1,5 +1,5 @@
-"""Optimizers of spec §2.4 in pure PyTorch (no CUDA extension): AdamATan2 for dense weights and a sparse SignSGD
-for the puzzle-embedding table.
+"""Optimizers of docs/reference.md §2.4 in pure PyTorch (no CUDA extension): AdamATan2 for dense weights and a
+sparse SignSGD for the puzzle-embedding table.
 
 Why not torch.optim.AdamW: the official runs use Adam-atan2 (eps replaced by atan2, a = b = 1), which behaves
 differently for tiny second moments; results are only comparable with the same update rule.
@@ -8,7 +8,8 @@ differently for tiny second moments; results are only comparable with the same u
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -21,7 +22,7 @@ class AdamATan2(torch.optim.Optimizer):
 
     def __init__(
         self,
-        params: Iterable[torch.Tensor] | Iterable[dict],
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
         lr: float = 1e-4,
         betas: tuple[float, float] = (0.9, 0.95),
         weight_decay: float = 0.0,
@@ -32,10 +33,10 @@ class AdamATan2(torch.optim.Optimizer):
             raise ValueError(f"AdamATan2: betas must be in [0, 1), got {betas}")
         if weight_decay < 0:
             raise ValueError(f"AdamATan2: weight_decay must be >= 0, got {weight_decay}")
-        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -85,11 +86,14 @@ class SignSGD:
     def step(self, ids: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         """Apply one update from (ids [N], grads [N, D]); returns the unique ids that were updated."""
         if ids.ndim != 1 or grads.ndim != 2 or grads.shape[0] != ids.shape[0]:
-            raise ValueError(f"SignSGD.step: ids [N] and grads [N, D] expected, got {tuple(ids.shape)}, {tuple(grads.shape)}")
-        unique_ids, inverse = ids.long().unique(return_inverse=True)
+            raise ValueError(
+                f"SignSGD.step: ids [N] and grads [N, D] expected, got {tuple(ids.shape)}, {tuple(grads.shape)}"
+            )
+        unique_ids, inverse = torch.unique(ids.long(), return_inverse=True)
         summed = torch.zeros((unique_ids.shape[0], grads.shape[1]), dtype=grads.dtype, device=grads.device)
         summed.index_add_(0, inverse, grads)
         rows = self.table[unique_ids]
         rows.mul_(1.0 - self.lr * self.weight_decay).add_(torch.sign(summed).to(rows.dtype), alpha=-self.lr)
         self.table[unique_ids] = rows
-        return unique_ids
+        ids_updated: torch.Tensor = unique_ids
+        return ids_updated

@@ -1,4 +1,4 @@
-"""Learning-rate schedule of spec §2.5: linear warm-up from 0, then cosine toward lr_min_ratio * lr.
+"""Learning-rate schedule of docs/reference.md §2.5: linear warm-up from 0, then cosine toward lr_min_ratio * lr.
 
 With the official default lr_min_ratio = 1.0 the cosine part is flat, i.e. constant after warm-up.
 """

@@ -1,22 +1,16 @@
-"""One training process: model, EMA, both optimizers, schedule, sampler and the persistent ACT carry (contract 4).
+"""One training process: model, EMA, both optimizers, schedule, sampler and the persistent ACT carry.
 
-Why a reusable object: the Ray layer runs exactly this per worker, so everything a step needs (and everything a
-resume needs) lives here, and the process group is the only distributed input.
-
-Layout of a step with world size W and gradient accumulation A (global batch b): the sampler hands this rank rows
-[r*b/W, (r+1)*b/W) of the global batch; they are cut into A micro-batches of m = b/(W*A) rows, each with its own
-carry. Exploration numbers are drawn once per step for the whole global batch and sliced the same way, so any
-(W, A) with the same b performs the same per-row computation as one process with one micro-batch. Dense gradients
-are summed over micro-batches and ranks (loss already divided by b); puzzle-table gradients are gathered and summed
-per id; both travel with the metric sums in one collective per step (trm/train/grad_sync.py). Global row order
-(rank-major, then micro-batch) is also the order carries are saved in, so a checkpoint resumes under another (W, A).
+The Ray layer runs exactly this per worker, so everything a step (and a resume) needs lives here and the process
+group is the only distributed input. How a step is split over ranks and micro-batches, and why any split with the
+same global batch computes the same thing: docs/architecture.md, "Design: the training process".
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -27,6 +21,7 @@ from trm.data.loader import PuzzleDataset, make_batch
 from trm.data.sampler import GroupSampler
 from trm.data.schema import DatasetMetadata
 from trm.model import TRM, ModelConfig, TRMCarry
+from trm.train.cadence import step_budget
 from trm.train.ema import EMA
 from trm.train.grad_sync import exchange_step
 from trm.train.loss import act_loss, finalize_metrics
@@ -123,9 +118,7 @@ class Trainer:
         self.sampler = GroupSampler(
             train_dataset, batch, train_cfg.seed, rank=self.rank, world_size=self.world_size, device="cpu"
         )
-        self.total_steps = (
-            train_cfg.max_steps if train_cfg.max_steps is not None else self.sampler.total_steps(train_cfg.epochs)
-        )
+        self.total_steps = step_budget(train_cfg, self.sampler)
         if self.total_steps < 1:
             raise ValueError(f"the step budget is {self.total_steps}: raise train.epochs or set train.max_steps")
         self.step_count = 0
@@ -173,7 +166,7 @@ class Trainer:
                 q_continue_logits=out.get("q_continue_logits"),
                 q_continue_target=out.get("target_q_continue"),
             )
-            result.loss.backward()
+            result.loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
             self.carries[micro] = carry
             for key, value in result.metrics.items():
                 sums[key] = sums[key] + value if key in sums else value
@@ -199,7 +192,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
 
-        metrics = finalize_metrics(dict(zip(keys, exchanged.metric_sums.cpu().tolist())), global_batch)
+        metrics = finalize_metrics(dict(zip(keys, exchanged.metric_sums.cpu().tolist(), strict=True)), global_batch)
         metrics["lr"] = dense_lr
         return metrics
 
@@ -207,7 +200,8 @@ class Trainer:
         """Every rank starts from rank 0's weights and buffers (same seed already; this makes it a guarantee)."""
         with torch.no_grad():
             for tensor in list(self.model.parameters()) + list(self.model.buffers()):
-                dist.broadcast(tensor.data, src=dist.get_global_rank(self.process_group, 0), group=self.process_group)
+                source = dist.get_global_rank(self.process_group, 0) if self.process_group is not None else 0
+                dist.broadcast(tensor.data, src=source, group=self.process_group)
 
     # ------------------------------------------------------------------------------------------------ eval weights
     def ema_model(self, into: TRM | None = None) -> TRM:
@@ -241,7 +235,8 @@ class Trainer:
             tensors["rng.torch_cuda"] = torch.cuda.get_rng_state(self.device)
         tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in tensors.items()}
 
-        np_state = np.random.get_state()
+        # the legacy tuple form: (kind, keys, pos, has_gauss, cached_gaussian)
+        np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
         py_state = random.getstate()
         meta: dict[str, Any] = {
             "format": STATE_FORMAT,
@@ -251,8 +246,13 @@ class Trainer:
             "grad_accum_steps": self.config.train.grad_accum_steps,
             "has_carry": any(c is not None for c in self.carries),
             "sampler": self.sampler.state_dict(),
-            "rng_numpy": {"kind": np_state[0], "keys": np_state[1].tolist(), "pos": int(np_state[2]),
-                          "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+            "rng_numpy": {
+                "kind": np_state[0],
+                "keys": np_state[1].tolist(),
+                "pos": int(np_state[2]),
+                "has_gauss": int(np_state[3]),
+                "cached_gaussian": float(np_state[4]),
+            },
             "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
             "config": self.config.model_dump(mode="json"),
         }
@@ -283,8 +283,9 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.torch_cuda"], self.device)
         self.sampler.load_state_dict(meta["sampler"])
         rn = meta["rng_numpy"]
-        np.random.set_state((rn["kind"], np.asarray(rn["keys"], dtype=np.uint32), rn["pos"], rn["has_gauss"],
-                             rn["cached_gaussian"]))
+        np.random.set_state(
+            (rn["kind"], np.asarray(rn["keys"], dtype=np.uint32), rn["pos"], rn["has_gauss"], rn["cached_gaussian"])
+        )
         random.setstate((meta["rng_python"][0], tuple(meta["rng_python"][1]), meta["rng_python"][2]))
         self.step_count = int(meta["step"])
 
@@ -322,7 +323,9 @@ class Trainer:
             flat[name] = value
         rows = next(iter(flat.values())).shape[0]
         if rows != self.config.train.global_batch_size:
-            raise ValueError(f"checkpoint carry has {rows} rows, global batch size is {self.config.train.global_batch_size}")
+            raise ValueError(
+                f"checkpoint carry has {rows} rows, global batch size is {self.config.train.global_batch_size}"
+            )
         m = self.micro_batch_size
         for micro in range(len(self.carries)):
             start = self.rank * self.local_batch_size + micro * m
@@ -331,7 +334,7 @@ class Trainer:
 
 
 @contextlib.contextmanager
-def torch_threads(threads: int | None):
+def torch_threads(threads: int | None) -> Iterator[None]:
     """Temporarily set torch's intra-op thread count (None = leave it)."""
     if threads is None:
         yield

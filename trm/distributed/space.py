@@ -1,0 +1,95 @@
+"""Search spaces for Ray Tune, read from YAML (``trm/presets/spaces/<name>.yaml``) and checked before Ray starts.
+
+A space file::
+
+    fixed:                 # dotted config overrides applied to every trial
+      train.max_steps: 200
+    space:                 # dotted key -> exactly one distribution
+      train.lr: {loguniform: [1.0e-4, 3.0e-3]}
+      model.H_cycles: {choice: [1, 2]}
+      train.weight_decay: {grid: [0.1, 1.0]}
+    search:                # how to search (all optional, see SearchSettings)
+      num_samples: 2
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trm.config import ConfigError, TRMConfig, apply_values, check_key, validate_config
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "presets" / "spaces"
+KINDS = ("grid", "choice", "uniform", "loguniform", "randint", "value")
+TUNE_SCORE = "eval_score"  # eval exact accuracy + a token-accuracy tie-break (trm.distributed.train_job)
+
+
+class SearchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    num_samples: int = Field(1, gt=0, description="samples per grid point")
+    metric: str = TUNE_SCORE
+    mode: str = "max"
+    grace_period: int = Field(1, gt=0, description="ASHA: reports before a trial can be stopped")
+    reduction_factor: float = Field(2, gt=1)
+    workers_per_trial: int = Field(1, gt=0)
+    cpus_per_worker: float = Field(0.9, gt=0)
+    max_concurrent_trials: int | None = Field(None, gt=0, description="None = as many as the cluster can place")
+    max_failures: int = Field(1, ge=0)
+    seed: int = 0
+
+
+class SearchSpace(BaseModel):
+    """A parsed search-space file: fixed overrides, distributions per dotted key, search settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+
+    @model_validator(mode="after")
+    def _check_distributions(self) -> SearchSpace:
+        for key, dist in self.space.items():
+            if len(dist) != 1 or next(iter(dist)) not in KINDS:
+                raise ValueError(f"space.{key}: expected exactly one of {KINDS}, got {sorted(dist)}")
+            kind, args = next(iter(dist.items()))
+            if kind in ("uniform", "loguniform", "randint") and (not isinstance(args, list) or len(args) != 2):
+                raise ValueError(f"space.{key}: {kind} needs [low, high], got {args!r}")
+            if kind in ("grid", "choice") and (not isinstance(args, list) or not args):
+                raise ValueError(f"space.{key}: {kind} needs a non-empty list, got {args!r}")
+        return self
+
+    def grid_size(self) -> int:
+        return math.prod(len(d["grid"]) for d in self.space.values() if "grid" in d)
+
+    def check_keys(self) -> None:
+        """Every fixed and searched key must exist in the config tree (fails before any trial runs)."""
+        for key in [*self.fixed, *self.space]:
+            check_key(key)
+
+
+def load_space(space: str | Path) -> SearchSpace:
+    """A space by name (``trm/presets/spaces/<name>.yaml``) or path; errors name the file and the key."""
+    path = Path(space)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = SPACES_DIR / f"{space}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown search space {str(space)!r}: not a YAML file and not one of {names}")
+    try:
+        loaded = SearchSpace.model_validate(yaml.safe_load(path.read_text()) or {})
+        loaded.check_keys()
+    except (yaml.YAMLError, ValidationError, ConfigError) as err:
+        raise ConfigError(f"{path}: invalid search space: {err}") from err
+    return loaded
+
+
+def trial_config(base: TRMConfig, space: SearchSpace, values: dict[str, Any]) -> TRMConfig:
+    """The config of one trial: the base config with the space's fixed values and the trial's sampled values."""
+    raw = apply_values(base.model_dump(mode="json"), {**space.fixed, **values})
+    return validate_config(raw, f"trial {values}")
