@@ -8,7 +8,9 @@ current directory, which a flow must not change.
 
 from __future__ import annotations
 
+import logging
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,14 +21,25 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
 from pipelines.project import project_dir, run_tool
+from pipelines.retries import retry_if_transient
 from trm.store.lineage import read_dvc_lock
 
 DVC_TIMEOUT_S = 3 * 3600.0  # a paper-size ARC build takes minutes; a hung remote must not block a worker forever
 _RAN = re.compile(r"Running stage '([^']+)'")
 
 
+# DVC's own words for failures a retry may fix (network, throttling, server errors)
+_TRANSIENT = re.compile(
+    r"connection|timed? ?out|temporar|throttl|slow ?down|reset by peer|unreachable|\b50[0234]\b", re.IGNORECASE
+)
+
+
 class DvcError(RuntimeError):
     """A DVC command failed; the message carries the command, the project and DVC's own last lines."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class PreparedData(BaseModel):
@@ -49,10 +62,21 @@ class PreparedData(BaseModel):
 
 
 def dvc(repo: Path, *args: str, timeout: float = DVC_TIMEOUT_S) -> str:
-    """Run one DVC command in ``repo``; raise DvcError with DVC's message when it fails."""
-    result = run_tool([sys.executable, "-m", "dvc", *args], cwd=repo, timeout=timeout)
+    """Run one DVC command in ``repo``; raise DvcError with DVC's own error line when it fails (the whole tail of its
+    output goes to the log)."""
+    command = f"dvc {' '.join(args)}"
+    try:
+        result = run_tool([sys.executable, "-m", "dvc", *args], cwd=repo, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DvcError(f"`{command}` in {repo} did not finish within {timeout:.0f} s", transient=True) from None
     if result.returncode != 0:
-        raise DvcError(f"`dvc {' '.join(args)}` failed in {repo} (exit {result.returncode}):\n{result.tail()}")
+        tail = result.tail()
+        logging.getLogger(__name__).warning("`%s` failed in %s:\n%s", command, repo, tail)
+        errors = [line for line in tail.splitlines() if line.strip().startswith("ERROR")] or tail.splitlines() or [""]
+        raise DvcError(
+            f"`{command}` failed in {repo} (exit {result.returncode}): {errors[-1].strip()}",
+            transient=bool(_TRANSIENT.search(tail)),
+        )
     return result.output
 
 
@@ -66,6 +90,12 @@ def stage_names(repo: Path) -> list[str]:
     return list(stages)
 
 
+def remote_names(repo: Path) -> list[str]:
+    """The DVC remotes configured in ``repo`` (`dvc remote list`)."""
+    output = dvc(repo, "remote", "list", timeout=120)
+    return [line.split()[0] for line in output.splitlines() if line.strip() and not line.startswith(" ")]
+
+
 def default_remote(repo: Path) -> str | None:
     """The project's default DVC remote name, or None when none is configured."""
     result = run_tool([sys.executable, "-m", "dvc", "remote", "default"], cwd=repo, timeout=120)
@@ -77,7 +107,11 @@ def default_remote(repo: Path) -> str | None:
 
 
 @task(
-    cache_policy=NO_CACHE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5), retry_jitter_factor=0.5
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_if_transient,
 )
 def dvc_pull(repo: Path, stage: str, remote: str) -> None:
     """Fetch the stage's cached outputs if the remote has them (network: retried with backoff)."""
@@ -94,7 +128,11 @@ def dvc_repro(repo: Path, stage: str) -> list[str]:
 
 
 @task(
-    cache_policy=NO_CACHE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5), retry_jitter_factor=0.5
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_if_transient,
 )
 def dvc_push(repo: Path, stage: str, remote: str) -> None:
     """Upload the stage's outputs to the remote (network: retried with backoff)."""

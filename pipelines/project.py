@@ -23,6 +23,8 @@ from prefect.settings import (
     temporary_settings,
 )
 
+from trm.errors import UsageError
+
 # Prefect without a server starts a temporary one first: ~15 s on 2 busy cores, close to its default 20 s limit.
 LOCAL_PREFECT_SETTINGS: dict[Any, Any] = {
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180,
@@ -51,7 +53,7 @@ def project_dir(repo_dir: str | os.PathLike[str] | None = None) -> Path:
     else:
         root = Path(__file__).resolve().parent.parent
     if not (root / "dvc.yaml").is_file():
-        raise FileNotFoundError(f"{root}: not a trm-pipeline checkout (no dvc.yaml); pass repo_dir=<checkout>")
+        raise UsageError(f"{root}: not a trm-pipeline checkout (no dvc.yaml); pass repo_dir=<checkout>")
     return root
 
 

@@ -15,7 +15,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
-from trm.store import ModelStore, PublishRequest, StoreUnavailableError
+from pipelines.retries import retry_if_transient
+from trm.store import ModelStore, PublishRequest
 
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_DELAY_S = 5.0
@@ -32,22 +33,11 @@ class PublishedModel(BaseModel):
     metrics: dict[str, Any] = {}
 
 
-def _only_when_store_unreachable(task_obj: Any, task_run: Any, state: Any) -> bool:
-    """Retry condition: the failure was the store being unreachable, not a refused publish."""
-    try:
-        state.result()
-    except StoreUnavailableError:
-        return True
-    except BaseException:  # noqa: BLE001 - any other failure is final
-        return False
-    return False
-
-
 @task(
     cache_policy=NO_CACHE,
     retries=DEFAULT_RETRIES,
     retry_delay_seconds=exponential_backoff(backoff_factor=DEFAULT_RETRY_DELAY_S),
-    retry_condition_fn=_only_when_store_unreachable,
+    retry_condition_fn=retry_if_transient,
 )
 def publish_model(store_url: str | None, request: PublishRequest) -> PublishedModel:
     """One publish attempt."""

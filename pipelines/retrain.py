@@ -12,9 +12,7 @@ parameters publish the same data hash and metrics. Each run writes ``runs/<name>
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,36 +23,16 @@ from pydantic import BaseModel, Field
 
 from pipelines.artifacts import record_run_artifacts
 from pipelines.evaluate import EvalOutcome, evaluate
+from pipelines.plan import Infrastructure, PublishOptions, RetrainPlan, TuneRequest, now, plan_retrain
+from pipelines.preflight import preflight
 from pipelines.prepare_data import PreparedData, prepare_data
-from pipelines.project import local_prefect_settings, project_dir
-from pipelines.publish import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_S, PublishedModel, publish
+from pipelines.project import local_prefect_settings
+from pipelines.publish import PublishedModel, publish
 from pipelines.train import TrainOutcome, train
 from pipelines.tune import tune as tune_flow
 from trm.atomic import atomic_write_json
-from trm.config import load_config
+from trm.cli.output import OneLineErrors, set_debug
 from trm.store import PublishRequest, redact
-
-
-class TuneRequest(BaseModel):
-    """Run a Ray Tune search instead of one training run, and publish its best trial."""
-
-    space: str | None = Field(None, description="search space under trm/presets/spaces (default: the preset's)")
-    trials: int | None = Field(None, gt=0, description="samples per grid point (default: the space's)")
-
-
-class Infrastructure(BaseModel):
-    """Where the work runs; the defaults are the embedded ones (local Ray, this checkout, no DVC remote)."""
-
-    ray_address: str | None = Field(None, description="Ray cluster address; None starts a local Ray")
-    ray_storage: str | None = Field(None, description="Ray checkpoints: a folder or s3://; default in the run folder")
-    dvc_remote: str | None = Field(None, description="DVC remote; None = the project's default remote, if any")
-    repo_dir: str | None = Field(None, description="project checkout (default: this one)")
-
-
-class PublishOptions(BaseModel):
-    aliases: list[str] = Field(default_factory=list, description="aliases to move besides latest")
-    retries: int = Field(DEFAULT_RETRIES, ge=0, description="publish retries while the store is unreachable")
-    retry_delay_s: float = Field(DEFAULT_RETRY_DELAY_S, ge=0)
 
 
 class RetrainSummary(BaseModel):
@@ -67,60 +45,6 @@ class RetrainSummary(BaseModel):
     throughput: dict[str, float]
     eval_report: str
     run_dir: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class RetrainPlan(BaseModel):
-    """The retrain's inputs, resolved and checked before any work starts."""
-
-    preset: str
-    overrides: list[str]
-    workers: int
-    tune: TuneRequest | None
-    dataset: str
-    model_name: str
-    store_url: str
-    repo_dir: Path
-    run_dir: Path
-    where: Infrastructure
-    publishing: PublishOptions
-    timestamps: dict[str, str] = Field(default_factory=dict)
-
-
-def plan_retrain(
-    preset: str,
-    dataset: str | None,
-    overrides: list[str] | None,
-    workers: int,
-    tune: TuneRequest | None,
-    store_url: str | None,
-    model_name: str | None,
-    where: Infrastructure,
-    publishing: PublishOptions,
-) -> RetrainPlan:
-    """Resolve defaults and load the config once, so that a bad preset or override fails before any work."""
-    repo = project_dir(where.repo_dir)
-    user_overrides = [*(overrides or []), *([f"data.name={dataset}"] if dataset else [])]
-    base = load_config(preset, user_overrides)
-    name = model_name or base.run.name
-    run_id = str(current_flow_run.get_id() or uuid.uuid4())[:8]
-    return RetrainPlan(
-        preset=preset,
-        overrides=user_overrides,
-        workers=workers,
-        tune=tune,
-        dataset=base.data.name,
-        model_name=name,
-        store_url=store_url or os.environ.get("TRM_STORE") or str(repo / "artifacts"),
-        repo_dir=repo,
-        run_dir=repo / "runs" / f"{name}-{run_id}",
-        where=where,
-        publishing=publishing,
-        timestamps={"started": _now()},
-    )
 
 
 def _training(plan: RetrainPlan, prepared: PreparedData) -> tuple[TrainOutcome, str | None, str | None]:
@@ -209,7 +133,7 @@ def retrain(
     preset: str = "smoke",
     dataset: str | None = None,
     overrides: list[str] | None = None,
-    workers: int = 2,
+    workers: Annotated[int, Field(ge=1)] = 2,
     tune: TuneRequest | None = None,
     store_url: str | None = None,
     model_name: str | None = None,
@@ -221,16 +145,19 @@ def retrain(
     workers, or run the ``tune`` search; evaluate on the test split and publish as ``model_name`` (default: the
     preset's run name) to ``store_url`` (default $TRM_STORE, else <checkout>/artifacts)."""
     plan = plan_retrain(
-        preset,
-        dataset,
-        overrides,
-        workers,
-        tune,
-        store_url,
-        model_name,
-        infrastructure or Infrastructure(),
-        publishing or PublishOptions(),
+        preset=preset,
+        dataset=dataset,
+        overrides=overrides,
+        workers=workers,
+        tune=tune,
+        store_url=store_url,
+        model_name=model_name,
+        eval_modes=eval_modes,
+        infrastructure=infrastructure,
+        publishing=publishing,
+        run_id=str(current_flow_run.get_id() or uuid.uuid4())[:8],
     )
+    preflight(plan, say=get_run_logger().info)
     prepared = prepare_data(plan.dataset, remote=plan.where.dvc_remote, repo_dir=str(plan.repo_dir))
     get_run_logger().info(
         "data %s: md5 %s, %s",
@@ -238,10 +165,12 @@ def retrain(
         prepared.md5,
         f"rebuilt ({prepared.stages_ran})" if prepared.stages_ran else "unchanged",
     )
-    plan.timestamps["data_ready"] = _now()
+    plan.timestamps["data_ready"] = now()
     trained, tune_run, tune_trial = _training(plan, prepared)
-    plan.timestamps["training_finished"] = _now()
-    evaluated = evaluate(trained.export_dir, prepared.data_dir, out_dir=str(plan.run_dir / "eval"), modes=eval_modes)
+    plan.timestamps["training_finished"] = now()
+    evaluated = evaluate(
+        trained.export_dir, prepared.data_dir, out_dir=str(plan.run_dir / "eval"), modes=plan.eval_modes
+    )
     request = _publish_request(plan, prepared, trained, tune_run, tune_trial, evaluated)
     options = plan.publishing
     published = publish(request, store_url=plan.store_url, retries=options.retries, retry_delay_s=options.retry_delay_s)
@@ -261,30 +190,43 @@ def retrain(
     return summary
 
 
+cli = typer.Typer(cls=OneLineErrors, add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+
+
+@cli.callback(cls=OneLineErrors, invoke_without_command=True)
 def command(
     preset: Annotated[str, typer.Option(help="training preset (trm/presets/<name>.yaml)")] = "smoke",
     dataset: Annotated[str | None, typer.Option(help="DVC stage / dataset (default: the preset's)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="config override key=value (repeatable)")] = None,
     tune: Annotated[bool, typer.Option("--tune/--no-tune", help="run a Ray Tune search first")] = False,
     tune_space: Annotated[str | None, typer.Option(help="search space YAML (trm/presets/spaces)")] = None,
-    workers: Annotated[int, typer.Option(help="Ray Train workers")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Ray Train workers")] = 2,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: local Ray)")] = None,
     store: Annotated[str | None, typer.Option(help="store URL (default $TRM_STORE, else ./artifacts)")] = None,
     name: Annotated[str | None, typer.Option(help="model name (default: the preset's run name)")] = None,
     repo_dir: Annotated[str | None, typer.Option(help="project checkout (default: this one)")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a failure")] = False,
 ) -> None:
-    """Run the retrain flow in this process and print where the model and its card are."""
+    """Run the retrain flow in this process (Prefect without a server unless PREFECT_API_URL points at one) and
+    print where the model and its card are. Parameters are checked, and the store, the DVC remote and the Ray
+    cluster preflighted, before Prefect starts."""
+    set_debug(debug)
+    request: dict[str, Any] = {
+        "preset": preset,
+        "dataset": dataset,
+        "overrides": set_ or [],
+        "workers": workers,
+        "tune": TuneRequest(space=tune_space) if tune else None,
+        "store_url": store,
+        "model_name": name,
+        "eval_modes": None,
+        "infrastructure": Infrastructure(ray_address=ray_address, repo_dir=repo_dir),
+        "publishing": None,
+    }
+    plan = plan_retrain(**request, run_id="preflight")
+    preflight(plan)
     with local_prefect_settings():
-        summary = retrain(
-            preset=preset,
-            dataset=dataset,
-            overrides=set_ or [],
-            workers=workers,
-            tune=TuneRequest(space=tune_space) if tune else None,
-            store_url=store,
-            model_name=name,
-            infrastructure=Infrastructure(ray_address=ray_address, repo_dir=repo_dir),
-        )
+        summary = retrain(**request)
     model = summary.model
     print(
         f"\nPublished model: {model.uri}\nModel card:      {model.card_url}\n"
@@ -293,8 +235,8 @@ def command(
 
 
 def main() -> None:
-    """`python -m pipelines.retrain`: Prefect without a server unless PREFECT_API_URL points at one."""
-    typer.run(command)
+    """`python -m pipelines.retrain`: one-line errors (exit 2 for a wrong parameter, 1 for a failed run)."""
+    cli()
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
+from pipelines.retries import retry_if_transient
 from trm.atomic import atomic_write_text
 from trm.config import TRMConfig, load_config
 from trm.distributed.train_job import RayScaling, RayTrainResult, fetch_checkpoint, run_ray_training
@@ -68,7 +69,7 @@ def write_reported_metrics(reports: list[dict[str, Any]], path: Path) -> Path | 
     return atomic_write_text(path, "".join(lines))
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60])
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=retry_if_transient)
 def ray_train(config: TRMConfig, address: str | None, workers: int, storage: str, name: str) -> RayTrainResult:
     """The Ray Train job. A retry re-uses the same run name and storage, so it resumes from the latest
     checkpoint instead of starting over (cluster hiccups cost minutes, not the run)."""
@@ -109,7 +110,7 @@ def train(
     run_dir: str,
     overrides: list[str] | None = None,
     ray_address: str | None = None,
-    workers: int = 2,
+    workers: Annotated[int, Field(ge=1)] = 2,
     ray_storage: str | None = None,
     run_name: str | None = None,
 ) -> TrainOutcome:

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from pipelines.artifacts import artifact_key
+from pipelines.retries import retry_if_transient
 from pipelines.train import TrainOutcome, export_checkpoint, resolve_config, write_reported_metrics
 from trm.config import TRMConfig
 from trm.distributed.space import SPACES_DIR, SearchSpace, load_space
@@ -40,7 +41,7 @@ def resolve_space(space: str | None, preset: str, trials: int | None) -> SearchS
     return loaded
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30, retry_condition_fn=retry_if_transient)
 def ray_tune(
     config: TRMConfig, space: SearchSpace, address: str | None, storage: str, name: str, out_dir: Path
 ) -> TuneResult:

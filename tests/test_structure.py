@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*REPO.glob("trm/**/*.py"), *REPO.glob("pipelines/**/*.py")])
 
-BASE_MODULES = ("trm.paths", "trm.atomic", "trm.overrides", "trm.markdown", "trm.s3", "trm.config")
+BASE_MODULES = ("trm.paths", "trm.errors", "trm.atomic", "trm.overrides", "trm.markdown", "trm.s3", "trm.config")
 FLOOR_ORDER = (
     "base",
     "trm.data",

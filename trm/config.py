@@ -15,13 +15,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from trm.errors import UsageError
 from trm.overrides import OverrideError, deep_merge, parse_assignment, set_dotted
 from trm.paths import data_root
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A preset or override that cannot be turned into a valid TRMConfig; the message names the source and key."""
 
 
@@ -202,8 +203,8 @@ def validate_config(raw: dict[str, Any], source: str) -> TRMConfig:
     try:
         return TRMConfig.model_validate(raw)
     except ValidationError as err:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
-        raise ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(lines)) from None
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
+        raise ConfigError(f"{source}: invalid config: " + "; ".join(problems)) from None
 
 
 def load_config(preset: str | Path, overrides: list[str] | None = None) -> TRMConfig:

@@ -12,8 +12,10 @@ from typing import Any
 
 import yaml
 
+from trm.errors import UsageError
 
-class OverrideError(ValueError):
+
+class OverrideError(UsageError):
     """A ``key=value`` string that cannot be applied; the message quotes it."""
 
 

@@ -15,13 +15,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from trm.errors import UsageError
+
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_ATTEMPTS = 4
 BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
 _SECRET_QUERY_WORDS = ("secret", "key", "token", "password", "signature", "credential")
 
 
-class S3ConfigError(ValueError):
+class S3ConfigError(UsageError):
     """An S3 URL or setting that cannot be used; the message names it (redacted), never a secret."""
 
 

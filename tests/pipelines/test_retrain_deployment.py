@@ -46,6 +46,39 @@ def data_fingerprint(folder: Path) -> dict[str, tuple[str, int]]:
 
 
 @dataclass
+class BadRun:
+    returncode: int
+    output: str
+    flow_run_messages: list[str]  # state messages of the flow runs it created (none when refused at creation)
+    left_behind: list[str]  # run folders, built data or store objects that exist after it
+
+
+def bad_deployment_run(server: PrefectServer, repo: Path, store_url: str, parameters: dict[str, Any]) -> BadRun:
+    """A deployment run with a wrong parameter: it must end (or be refused) quickly, and leave nothing behind."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
+        before = {run.id for run in client.read_flow_runs()}
+    done = server.cli(
+        "deployment",
+        "run",
+        f"retrain/{MODEL}",
+        "--params",
+        json.dumps(parameters),
+        "--watch",
+        cwd=repo,
+        timeout=300,
+        check=False,
+    )
+    with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
+        created = [run for run in client.read_flow_runs() if run.id not in before]
+    left = [str(p) for p in [*(repo / "runs").glob("*"), *(repo / "data" / STAGE).glob("*")]]
+    left += [str(p) for p in Path(store_url).rglob("*") if p.is_file()] if "://" not in store_url else []
+    return BadRun(done.returncode, done.stdout + done.stderr, [r.state.message or "" for r in created if r.state], left)
+
+
+@dataclass
 class SmokeRuns:
     server: PrefectServer
     repo: Path
@@ -53,6 +86,7 @@ class SmokeRuns:
     s3_env: dict[str, str]
     deploy_output: str
     summaries: list[dict[str, Any]]  # retrain.json of each run, in run order
+    bad_runs: dict[str, BadRun]  # deployment runs with wrong parameters, made before the good ones
     fingerprints: list[dict[str, tuple[str, int]]]  # data/sudoku-4x4 after each run
 
 
@@ -92,6 +126,11 @@ def smoke_runs(prefect_server: PrefectServer, project_copy: Path, s3_server) -> 
     )
     worker = start_worker(server, repo, worker_env)
     try:
+        bad_runs = {
+            "unknown preset": bad_deployment_run(server, repo, store_url, {"preset": "nope"}),
+            "zero workers": bad_deployment_run(server, repo, store_url, {"workers": 0}),
+            "unknown dataset": bad_deployment_run(server, repo, store_url, {"dataset": "nope"}),
+        }
         # half the smoke preset's steps keeps the two runs inside the test budget; it still learns (checked below)
         parameters = {"store_url": store_url, "workers": 2, "overrides": OVERRIDES}
         summaries, fingerprints = [], []
@@ -103,7 +142,7 @@ def smoke_runs(prefect_server: PrefectServer, project_copy: Path, s3_server) -> 
             fingerprints.append(data_fingerprint(repo / "data" / STAGE))
     finally:
         stop_group(worker.process, signal.SIGINT)
-    return SmokeRuns(server, repo, store_url, s3_server.env(), deployed.stdout, summaries, fingerprints)
+    return SmokeRuns(server, repo, store_url, s3_server.env(), deployed.stdout, summaries, bad_runs, fingerprints)
 
 
 def test_deploy_all_declares_every_preset_with_inactive_schedules(smoke_runs: SmokeRuns) -> None:
@@ -193,3 +232,16 @@ def test_each_run_leaves_metrics_curve_and_model_link_artifacts(smoke_runs: Smok
     assert {f"{smoke_runs.store_url}/models/{MODEL}/{v}/README.md" for v in (1, 2)} <= {
         link.split("](")[-1].rstrip(")") if "](" in link else link for link in links
     }
+
+
+def test_bad_parameters_end_the_run_in_one_line_before_any_work(smoke_runs: SmokeRuns) -> None:
+    """A wrong preset or dataset fails the flow run at once, with the problem as the one-line state message; a value
+    the flow's signature forbids (workers=0) is refused by Prefect before a run exists. Nothing is left behind."""
+    for label, run in smoke_runs.bad_runs.items():
+        assert run.returncode != 0, f"{label}: the deployment run did not fail:\n{run.output[-2000:]}"
+        assert not run.left_behind, f"{label}: left behind {run.left_behind}"
+    refused = smoke_runs.bad_runs["zero workers"]
+    assert refused.flow_run_messages == [] and "workers" in refused.output
+    for label, words in (("unknown preset", "unknown preset 'nope'"), ("unknown dataset", "dataset 'nope' has no DVC")):
+        (message,) = smoke_runs.bad_runs[label].flow_run_messages
+        assert words in message and "\n" not in message and "Traceback" not in message, f"{label}: {message!r}"

@@ -148,7 +148,7 @@ def test_cli_commands(tmp_path: Path, exported: Path) -> None:
     assert "metrics.exact_accuracy" in run("diff", "cli-model:1", "cli-model:2")
     missing = run("show", "ghost", code=1)
     assert "error:" in missing and "no published version" in missing and "Traceback" not in missing
-    assert "invalid model name" in run("show", "../x", code=1)
+    assert "invalid model name" in run("show", "../x", code=2)  # a usage error
     assert "already exists" in run("publish", "cli-model", str(exported), "--version", "1", code=1)
     assert "destination exists" in run("download", "cli-model", str(tmp_path / "dl"), code=1)
 

@@ -8,16 +8,26 @@ import typer
 from trm.cli.data import data_app
 from trm.cli.evaluate import evaluate_command
 from trm.cli.models import models_app
+from trm.cli.output import OneLineErrors, set_debug
 from trm.cli.train import import_official_command, train_command
 from trm.cli.tune import tune_command
 
-# rich_markup_mode=None: usage errors print as plain lines instead of a panel sized to the terminal
+# every failure ends as one plain line (trm/cli/output.py); rich_markup_mode=None: help without terminal-sized panels
 app = typer.Typer(
+    cls=OneLineErrors,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    pretty_exceptions_enable=False,
     help="Tiny Recursive Models: data, training, evaluation.",
 )
+
+
+@app.callback(cls=OneLineErrors)
+def _options(debug: bool = typer.Option(False, "--debug", help="show the traceback of a failure")) -> None:
+    set_debug(debug)
+
+
 app.add_typer(data_app, name="data", help="Build and inspect puzzle datasets.")
 app.command("train")(train_command)
 app.command("import-official")(import_official_command)

@@ -13,13 +13,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trm.cli.output import RUNTIME_ERROR, fail
+from trm.cli.output import RUNTIME_ERROR, OneLineErrors, fail
 from trm.overrides import OverrideError, parse_assignments
 from trm.paths import params_file as default_params_file
 
 # rich_markup_mode=None: usage errors print as plain lines instead of a panel sized to the terminal
 data_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="Build and inspect puzzle datasets."
+    cls=OneLineErrors,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="Build and inspect puzzle datasets.",
 )
 console = Console()
 

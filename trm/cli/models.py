@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trm.cli.output import RUNTIME_ERROR, fail
+from trm.cli.output import OneLineErrors, exit_code, fail
 from trm.store import ModelRef, ModelStore, PublishRequest, StoreError, diff_manifests
 
 P = ParamSpec("P")
@@ -27,6 +27,8 @@ R = TypeVar("R")
 PIPE_WIDTH = 160  # without a terminal, tables get this fixed width: the same lines in a log, a pipe or a test
 
 models_app = typer.Typer(
+    cls=OneLineErrors,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -47,14 +49,15 @@ def _console() -> Console:
 
 
 def _store_errors_fail(command: Callable[P, R]) -> Callable[P, R]:
-    """Deliberate errors (store, bad input) become one ``error:`` line and exit code 1, without a traceback."""
+    """Deliberate errors (store, bad input) become one ``error:`` line without a traceback: exit code 2 for a bad
+    name, alias or URL, 1 for a store that failed."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except (StoreError, ValueError) as error:
-            fail(str(error), code=RUNTIME_ERROR)
+            fail(str(error), code=exit_code(error))
 
     return wrapper
 

@@ -14,12 +14,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from trm.errors import UsageError
 from trm.overrides import apply_dotted, flatten
 
 P = TypeVar("P", bound="Params")
 
 
-class ParamsError(ValueError):
+class ParamsError(UsageError):
     """Build parameters that cannot be used; the message names the params file, the section and the key."""
 
 

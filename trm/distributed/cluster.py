@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
+
+from trm.errors import PreflightError
 
 # Defaults for local sessions: no token auth (local only), fast Train health checks (each report otherwise blocks
 # ~2 s on a 2-core machine). Set before Ray starts so the raylet and every worker inherit them. The dashboard must
@@ -60,6 +63,36 @@ class RaySession:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
+CONNECT_TIMEOUT_S = 10.0
+
+
+def host_and_port(address: str) -> tuple[str, int] | None:
+    """``host:port`` of a Ray address (GCS ``host:port`` or Ray Client ``ray://host:port``); None for ``auto``
+    and anything without an explicit port, which Ray resolves itself."""
+    bare = address.removeprefix("ray://").rstrip("/")
+    host, _, port = bare.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def check_answers(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Open a TCP connection to the head before ``ray.init``: against a dead address Ray retries its GCS
+    connection for minutes, so a typo would look like a hang."""
+    target = host_and_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout_s):
+            pass
+    except OSError as error:
+        why = f"no answer within {timeout_s:.0f} s" if isinstance(error, TimeoutError) else error.strerror or str(error)
+        raise PreflightError(
+            f"Ray cluster {address} does not answer ({why}); fix: the address (GCS host:6379 or "
+            "ray://host:10001), and that the head is up"
+        ) from None
+
+
 def apply_local_env_defaults() -> None:
     for key, value in LOCAL_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -91,12 +124,13 @@ def connect(
         return _describe(False, False, None)
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address is not None:
+        check_answers(address)
         ray.init(address=address, log_to_driver=log_to_driver)
         return _describe(False, True, None)
     apply_local_env_defaults()
     owned = temp_dir is None
     # Ray's socket paths must stay short (~107 chars), so keep the folder directly under /tmp.
-    folder = temp_dir or tempfile.mkdtemp(prefix="trm-ray-", dir="/tmp")
+    folder = temp_dir or tempfile.mkdtemp(prefix="trm-ray-", dir=os.environ.get("TRM_RAY_TMPDIR", "/tmp"))
     # Ray-internal helpers (e.g. Train's placement-group cleaner) find "their" cluster through $RAY_ADDRESS or
     # $RAY_TMPDIR/ray/ray_current_cluster, and otherwise fail when another Ray runs on the machine. Workers inherit
     # the raylet's environment, so point RAY_TMPDIR at our folder before starting and record the address there.

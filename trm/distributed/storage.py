@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from trm.errors import UsageError
 from trm.s3 import S3ConfigError, S3Settings, parse_s3_url, pyarrow_filesystem, redact
 
 __all__ = ["S3Settings", "Storage", "StorageError", "resolve_storage"]
 
 
-class StorageError(ValueError):
+class StorageError(UsageError):
     """A storage location that cannot be used (the message names the location, never a secret)."""
 
 
@@ -84,6 +85,5 @@ def resolve_storage(location: str | Path | None, s3: S3Settings | None = None) -
         return Storage(uri=url.uri, ray_path=url.path, filesystem=filesystem, is_remote=True)
     if "://" in text:
         raise StorageError(f"{redact(text)!r}: only local folders and s3:// URIs are supported")
-    folder = Path(text).expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(text).expanduser().resolve()  # created by Ray when the run writes to it, not by a check
     return Storage(uri=str(folder), ray_path=str(folder), filesystem=None, is_remote=False)

@@ -29,8 +29,10 @@ from ray.train.torch import TorchTrainer
 from trm.atomic import atomic_write_json
 from trm.config import TRMConfig
 from trm.data.build import ensure_built
+from trm.distributed.capacity import Demand, ensure_capacity, wait_for_capacity
 from trm.distributed.cluster import connect
 from trm.distributed.storage import Storage, resolve_storage
+from trm.errors import UsageError
 from trm.evaluate.training import TrainingEvaluator
 from trm.s3 import S3Settings
 from trm.train.checkpoint import load_trainer, write_checkpoint
@@ -62,6 +64,22 @@ class RayScaling(BaseModel):
 
     def threads(self) -> int:
         return self.threads_per_worker or max(1, int(self.cpus_per_worker))
+
+    def demand(self, extra_cpus: float = 0.0) -> Demand:
+        """What the cluster must offer at once (GPUs only when asked for: None means "when there are some")."""
+        gpus = self.gpus_per_worker if self.use_gpu else 0.0
+        return Demand(self.workers, self.cpus_per_worker, gpus, extra_cpus)
+
+
+def check_batch_split(config: TRMConfig, workers: int) -> None:
+    """The global batch must split evenly over workers and micro-batches (checked before anything starts)."""
+    shards = workers * config.train.grad_accum_steps
+    if config.train.global_batch_size % shards:
+        raise UsageError(
+            f"train.global_batch_size={config.train.global_batch_size} does not split over {workers} "
+            f"worker(s) x train.grad_accum_steps={config.train.grad_accum_steps}: use a multiple of "
+            f"{shards}"
+        )
 
 
 class RayTrainResult(BaseModel):
@@ -285,10 +303,15 @@ def run_ray_training(
     scaling = scaling or RayScaling(workers=workers)
     target = resolve_storage(storage, s3)
     run_name = name or config.run.name
+    demand = scaling.demand()
+    check_batch_split(config, scaling.workers)
+    ensure_capacity(demand, address)  # a local Ray that could never host the workers is not even started
     session = connect(address)
     try:
         if session.started_here:  # one build on this machine before the workers start
             ensure_built(config.data.resolve_path(), config.data.name)
+        else:
+            wait_for_capacity(demand, session.address)
         trainer = build_torch_trainer(
             config,
             scaling=scaling,

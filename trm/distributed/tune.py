@@ -25,10 +25,17 @@ from trm.config import TRMConfig
 from trm.data.build import ensure_built
 from trm.data.loader import PuzzleDataset
 from trm.data.sampler import GroupSampler
+from trm.distributed.capacity import TRAINABLE_CPU, ensure_capacity, wait_for_capacity
 from trm.distributed.cluster import connect
 from trm.distributed.space import SearchSettings, SearchSpace, load_space, trial_config
 from trm.distributed.storage import Storage, resolve_storage
-from trm.distributed.train_job import RayScaling, absolute_run_folder, build_torch_trainer, checkpoint_uri
+from trm.distributed.train_job import (
+    RayScaling,
+    absolute_run_folder,
+    build_torch_trainer,
+    check_batch_split,
+    checkpoint_uri,
+)
 from trm.s3 import S3Settings
 from trm.train.cadence import Cadence, step_budget
 
@@ -120,6 +127,50 @@ def reports_per_trial(config: TRMConfig) -> int:
     return len(cadence.report_steps())
 
 
+def _build_tuner(
+    config: TRMConfig,
+    space: SearchSpace,
+    target: Storage,
+    experiment: str,
+    output: Path,
+    max_reports: int,
+    cluster_cpus: float,
+    use_gpu: bool,
+) -> tune.Tuner:
+    """ASHA over function trainables, each a Ray Train run with its own run folder below ``output/trials``."""
+    settings = space.search
+    trainable = tune.with_parameters(
+        _run_trial,
+        base=config.model_dump(mode="json"),
+        space=space.model_dump(mode="json"),
+        storage=target,
+        experiment=experiment,
+        runs_dir=str(output.resolve() / "trials"),
+        use_gpu=use_gpu,
+    )
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max_reports,
+        grace_period=settings.grace_period,
+        reduction_factor=settings.reduction_factor,
+    )
+    return tune.Tuner(
+        tune.with_resources(trainable, {"cpu": TRAINABLE_CPU}),
+        param_space={key: _tune_distribution(spec) for key, spec in space.space.items()},
+        tune_config=tune.TuneConfig(
+            metric=settings.metric,
+            mode=settings.mode,
+            num_samples=settings.num_samples,
+            scheduler=scheduler,
+            max_concurrent_trials=max_concurrency(settings, cluster_cpus),
+            search_alg=BasicVariantGenerator(random_state=settings.seed),
+        ),
+        run_config=tune.RunConfig(
+            name=experiment, storage_path=target.ray_path, storage_filesystem=target.filesystem, verbose=0
+        ),
+    )
+
+
 def run_tune(
     config: TRMConfig,
     space: SearchSpace | str | Path,
@@ -132,7 +183,8 @@ def run_tune(
     use_gpu: bool | None = None,
 ) -> TuneResult:
     """Search ``space`` around ``config`` with ASHA; write ``results.csv`` / ``results.md`` to ``out_dir`` (default
-    ``runs/tune/<name>``) and return the best trial's best checkpoint (by eval exact accuracy)."""
+    ``runs/tune/<name>``) and return the best trial's best checkpoint (by eval exact accuracy). A trial that could
+    never fit the cluster fails before Ray starts (a local Ray) or after a bounded wait (a cluster)."""
     started = time.perf_counter()
     config = absolute_run_folder(config)
     search_space = space if isinstance(space, SearchSpace) else load_space(space)
@@ -140,42 +192,19 @@ def run_tune(
     experiment = name or f"{config.run.name}-tune"
     target = resolve_storage(storage, s3)
     output = Path(out_dir) if out_dir is not None else Path(config.run.output_dir) / "tune" / experiment
+    trial = RayScaling(workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker)
+    demand = trial.demand(extra_cpus=TRAINABLE_CPU)  # at least one trial must fit
+    check_batch_split(trial_config(config, search_space, {}), trial.workers)
+    ensure_capacity(demand, address)
     session = connect(address)
     try:
         if session.started_here:
             ensure_built(config.data.resolve_path(), config.data.name)
+        else:
+            wait_for_capacity(demand, session.address)
         max_reports = reports_per_trial(trial_config(config, search_space, {}))
         gpu = use_gpu if use_gpu is not None else session.gpus >= settings.workers_per_trial
-        trainable = tune.with_parameters(
-            _run_trial,
-            base=config.model_dump(mode="json"),
-            space=search_space.model_dump(mode="json"),
-            storage=target,
-            experiment=experiment,
-            runs_dir=str(output.resolve() / "trials"),
-            use_gpu=gpu,
-        )
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, {"cpu": 0.01}),
-            param_space={key: _tune_distribution(spec) for key, spec in search_space.space.items()},
-            tune_config=tune.TuneConfig(
-                metric=settings.metric,
-                mode=settings.mode,
-                num_samples=settings.num_samples,
-                scheduler=ASHAScheduler(
-                    time_attr="training_iteration",
-                    max_t=max_reports,
-                    grace_period=settings.grace_period,
-                    reduction_factor=settings.reduction_factor,
-                ),
-                max_concurrent_trials=max_concurrency(settings, session.cpus),
-                search_alg=BasicVariantGenerator(random_state=settings.seed),
-            ),
-            run_config=tune.RunConfig(
-                name=experiment, storage_path=target.ray_path, storage_filesystem=target.filesystem, verbose=0
-            ),
-        )
-        grid = tuner.fit()
+        grid = _build_tuner(config, search_space, target, experiment, output, max_reports, session.cpus, gpu).fit()
     finally:
         session.close()
     return summarize(grid, search_space, target, experiment, output, max_reports, time.perf_counter() - started)

@@ -19,6 +19,7 @@ store; no suffix means the newest version.
 
 from trm.store.errors import (
     ChecksumError,
+    InvalidLocationError,
     InvalidNameError,
     NotFoundError,
     StoreError,
@@ -33,6 +34,7 @@ from trm.store.request import PublishRequest
 
 __all__ = [
     "ChecksumError",
+    "InvalidLocationError",
     "InvalidNameError",
     "Manifest",
     "ModelRef",

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from trm.errors import UsageError
+
 
 class StoreError(RuntimeError):
     """Base class of every deliberate store error (the CLI prints these without a traceback)."""
 
 
-class InvalidNameError(StoreError, ValueError):
+class InvalidNameError(StoreError, UsageError):
     """A model name or alias that could escape the store root or is otherwise not allowed."""
+
+
+class InvalidLocationError(StoreError, UsageError):
+    """A store URL or store setting that cannot work (unsupported scheme, bad bucket name, bad retry setting)."""
 
 
 class StoreUnavailableError(StoreError):

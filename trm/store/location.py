@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from trm.paths import REPO_ROOT
 from trm.s3 import DEFAULT_MAX_ATTEMPTS, S3ConfigError, S3Settings, parse_s3_url, redact, s3fs_filesystem
-from trm.store.errors import StoreError, StoreUnavailableError
+from trm.store.errors import InvalidLocationError, StoreUnavailableError
 
 __all__ = ["DEFAULT_RETRY_ATTEMPTS", "StoreLocation", "default_store_url", "is_transient_error", "open_store", "redact"]
 
@@ -133,11 +133,11 @@ def _retry_attempts(explicit: int | None) -> int:
         try:
             attempts = int(raw)
         except ValueError:
-            raise StoreError(f"{RETRIES_ENV}={raw!r}: expected a whole number of attempts (>= 1)") from None
+            raise InvalidLocationError(f"{RETRIES_ENV}={raw!r}: expected a whole number of attempts (>= 1)") from None
     else:
         attempts = DEFAULT_RETRY_ATTEMPTS
     if attempts < 1:
-        raise StoreError(f"retry attempts must be >= 1, got {attempts}")
+        raise InvalidLocationError(f"retry attempts must be >= 1, got {attempts}")
     return attempts
 
 
@@ -163,7 +163,7 @@ def open_store(
         return StoreLocation(fsspec.filesystem("file"), root, root, True, attempts)
     if scheme in ("s3", "s3a"):
         return _open_s3(text, dict(options or {}), attempts)
-    raise StoreError(f"unsupported store URL {redact(text)!r}: use a path, file://PATH or s3://BUCKET/PREFIX")
+    raise InvalidLocationError(f"unsupported store URL {redact(text)!r}: use a path, file://PATH or s3://BUCKET/PREFIX")
 
 
 def _open_s3(url: str, options: dict[str, Any], attempts: int) -> StoreLocation:
@@ -171,15 +171,15 @@ def _open_s3(url: str, options: dict[str, Any], attempts: int) -> StoreLocation:
     try:
         root = parse_s3_url(url, schemes=("s3", "s3a")).path
     except S3ConfigError as error:
-        raise StoreError(f"store URL {error}") from error
+        raise InvalidLocationError(f"store URL {error}") from error
     given = {name: options.pop(option) for option, name in _SETTING_OPTIONS.items() if option in options}
     try:
         settings = S3Settings(**given)
     except ValidationError as error:  # its text would quote the values: name the fields only
         fields = sorted({str(item["loc"][0]) for item in error.errors()})
-        raise StoreError(f"store {redact(url)}: invalid S3 options {fields}") from None
+        raise InvalidLocationError(f"store {redact(url)}: invalid S3 options {fields}") from None
     try:
         fs = s3fs_filesystem(settings, max_attempts=attempts, **options)
     except S3ConfigError as error:
-        raise StoreError(f"store {redact(url)}: {error}") from error
+        raise InvalidLocationError(f"store {redact(url)}: {error}") from error
     return StoreLocation(fs, root, redact(url), False, attempts)

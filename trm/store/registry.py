@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -339,6 +340,20 @@ class ModelStore:
                 f"folder exist and is it writable? (first write: {self.objects.where(path)})"
             ) from error
         return True
+
+    def check_writable(self) -> None:
+        """Write and delete a small probe object: proves, before a long run, that publishing at its end will be
+        possible with these credentials (store reachable, bucket or folder present, writes allowed)."""
+        path = self.location.join(f".preflight-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json")
+        body = json.dumps({"probe": True, "at": utc_now().isoformat()}).encode()
+        try:
+            self.objects.write_small(path, body)
+            self.objects.remove_file(path)
+        except (FileNotFoundError, PermissionError) as error:  # e.g. NoSuchBucket, AccessDenied, read-only folder
+            raise StoreError(
+                f"cannot write to store {self.url} ({type(error).__name__}: {error}); does the bucket/folder exist "
+                "and do the credentials allow writes?"
+            ) from error
 
     def _clean_stale(self, name: str) -> None:
         """Delete incomplete version folders (no manifest) that no live publisher owns: no claim, or a claim older
