@@ -55,7 +55,7 @@ def run_variant(config: TRMConfig, label: str, evals: int) -> tuple[list[dict], 
     """Train `config` to its budget, evaluating at `eval_points`; returns one record per evaluation."""
     data_path = ensure_built(config.data.resolve_path(), config.data.name)
     train_ds = PuzzleDataset.open(data_path, "train")
-    test_ds = PuzzleDataset.open(data_path, config.eval.split)
+    test_ds = PuzzleDataset.open(data_path, "test")  # a curve over training, no selection: the held-out split
     trainer = Trainer(config, train_ds, device="cpu")
     eval_model = trainer.ema_model()
     params = count_trainable_parameters(trainer.model)

@@ -60,7 +60,7 @@ def evaluate_export(
     model, config, dataset = open_for_evaluation(export_dir, data_dir, split)
     chosen = list(modes or config.eval.modes)
     size = batch_size or config.eval.batch_size
-    arc = ArcEvaluator.for_dataset(dataset.path) if is_arc(dataset) else None
+    arc = ArcEvaluator.for_dataset(dataset.path, split) if is_arc(dataset) else None
     results, arc_result = evaluate_modes(model, dataset, size, chosen, "cpu", arc=arc)
     report = build_report(
         results,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ from pipelines.tune import tune as tune_flow
 from trm.atomic import atomic_write_json
 from trm.cli.output import OneLineErrors, set_debug
 from trm.store import PublishRequest, redact
+from trm.store.card import describe_selection
 
 
 class RetrainSummary(BaseModel):
@@ -87,6 +89,7 @@ def _publish_request(
         name=plan.model_name,
         model_dir=Path(trained.export_dir),
         metrics=evaluated.metrics,
+        selection=trained.selection,
         metrics_log=Path(trained.metrics_log) if trained.metrics_log else None,
         dataset_dir=Path(prepared.data_dir),
         dvc_stage=prepared.stage,
@@ -123,6 +126,7 @@ def _facts(
         "ray storage": redact(trained.storage),
         "workers": plan.workers,
         "tune run": tune_run or "-",
+        "selected": describe_selection(trained.selection),
         "model": published.uri,
         **{f"throughput {k}": f"{v:.1f}" for k, v in evaluated.throughput.items() if "per_second" in k},
     }
@@ -190,6 +194,11 @@ def retrain(
     return summary
 
 
+class SelectRule(StrEnum):
+    best = "best"
+    last = "last"
+
+
 cli = typer.Typer(cls=OneLineErrors, add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
@@ -205,6 +214,9 @@ def command(
     store: Annotated[str | None, typer.Option(help="store URL (default $TRM_STORE, else ./artifacts)")] = None,
     name: Annotated[str | None, typer.Option(help="model name (default: the preset's run name)")] = None,
     repo_dir: Annotated[str | None, typer.Option(help="project checkout (default: this one)")] = None,
+    select: Annotated[
+        SelectRule | None, typer.Option(help="hand on the best validation step (default) or the last step")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a failure")] = False,
 ) -> None:
     """Run the retrain flow in this process (Prefect without a server unless PREFECT_API_URL points at one) and
@@ -214,7 +226,7 @@ def command(
     request: dict[str, Any] = {
         "preset": preset,
         "dataset": dataset,
-        "overrides": set_ or [],
+        "overrides": [*(set_ or []), *([f"eval.select={select.value}"] if select else [])],
         "workers": workers,
         "tune": TuneRequest(space=tune_space) if tune else None,
         "store_url": store,
@@ -230,7 +242,8 @@ def command(
     model = summary.model
     print(
         f"\nPublished model: {model.uri}\nModel card:      {model.card_url}\n"
-        f"Training curve:  {model.curve_url}\nTest metrics:    {json.dumps(summary.metrics)}"
+        f"Training curve:  {model.curve_url}\nSelected:        {describe_selection(summary.train.selection)}\n"
+        f"Test metrics:    {json.dumps(summary.metrics)}"
     )
 
 

@@ -29,6 +29,7 @@ class TrainOutcome(BaseModel):
     checkpoint: str
     restored: bool = False
     metrics: dict[str, Any] = Field(default_factory=dict)
+    selection: dict[str, Any] | None = None  # the step handed on and its validation metrics
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -81,9 +82,9 @@ def ray_train(config: TRMConfig, address: str | None, workers: int, storage: str
 
 @task(cache_policy=NO_CACHE)
 def export_run(result: RayTrainResult, run_dir: Path) -> TrainOutcome:
-    """Export the run's best checkpoint (downloaded first when the storage is S3) and collect what publishing
-    needs."""
-    uri = result.best_checkpoint or result.latest_checkpoint
+    """Export the run's selected checkpoint (best validation score, or the last with ``eval.select: last``;
+    downloaded first when the storage is S3) and collect what publishing needs."""
+    uri = result.selected_checkpoint
     if not uri:
         raise FileNotFoundError(f"Ray run {result.name!r} in {result.storage_uri} reported no checkpoint")
     export_dir = export_checkpoint(fetch_checkpoint(uri, run_dir / "best-checkpoint"), run_dir / "export")
@@ -99,6 +100,7 @@ def export_run(result: RayTrainResult, run_dir: Path) -> TrainOutcome:
         checkpoint=uri,
         restored=result.restored,
         metrics={k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str, bool))},
+        selection=result.selection.model_dump(mode="json") if result.selection else None,
         config=json.loads((export_dir / "config.json").read_text()),
     )
 

@@ -17,7 +17,7 @@ from pipelines.retries import retry_if_transient
 from pipelines.train import TrainOutcome, export_checkpoint, resolve_config, write_reported_metrics
 from trm.config import TRMConfig
 from trm.distributed.space import SPACES_DIR, SearchSpace, load_space
-from trm.distributed.train_job import fetch_checkpoint
+from trm.distributed.train_job import fetch_checkpoint, selection_from_report
 from trm.distributed.tune import TuneResult, run_tune
 
 
@@ -57,7 +57,7 @@ def ray_tune(
 
 
 @task(cache_policy=NO_CACHE)
-def export_best(result: TuneResult, run_dir: Path) -> TuneOutcome:
+def export_best(result: TuneResult, run_dir: Path, config: TRMConfig) -> TuneOutcome:
     """Export the best trial's best checkpoint (downloaded first when the storage is S3)."""
     if not result.best_checkpoint:
         raise FileNotFoundError(f"Tune run {result.name!r} in {result.storage_uri}: no trial reported a checkpoint")
@@ -75,6 +75,7 @@ def export_best(result: TuneResult, run_dir: Path) -> TuneOutcome:
         checkpoint=result.best_checkpoint,
         metrics={k: v for k, v in best.items() if isinstance(v, (int, float, str))},
         config=json.loads((export_dir / "config.json").read_text()),
+        selection=selection_from_report(best, config).model_dump(mode="json"),
     )
     return TuneOutcome(
         run_name=result.name,
@@ -105,7 +106,7 @@ def tune(
     name = run_name or f"{run_path.name}-tune"
     search = resolve_space(space, preset, trials)
     result = ray_tune(config, search, ray_address, ray_storage or str(run_path / "ray"), name, run_path / "tune")
-    outcome = export_best(result, run_path)
+    outcome = export_best(result, run_path, config)
     if outcome.results_markdown:
         create_markdown_artifact(
             outcome.results_markdown, key=artifact_key(name, "results"), description=f"Ray Tune trials of {name}"

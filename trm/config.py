@@ -105,11 +105,30 @@ class TrainConfig(BaseModel):
 
 
 class EvalConfig(BaseModel):
+    """Periodic evaluation during training and the choice of the checkpoint a run hands on. Everything here uses
+    the validation split: the test split is measured once, after training, on the selected checkpoint."""
+
     model_config = ConfigDict(extra="forbid")
 
     batch_size: int = Field(768, gt=0)
     modes: list[Literal["fixed", "adaptive"]] = Field(default_factory=lambda: ["fixed"])  # type: ignore[arg-type]
-    split: str = "test"
+    split: str = Field("val", description="split of periodic evaluation, selection, early stopping, Tune ranking")
+    select: Literal["best", "last"] = Field("best", description="hand on the best-scoring evaluation or the last step")
+    metric: str = Field(
+        "exact_accuracy", description="what 'best' means: a key of the first mode's summary (e.g. ARC/pass@2)"
+    )
+    patience: int | None = Field(
+        None, ge=1, description="stop when `metric` has not improved for this many evaluations; None = never"
+    )
+
+    @model_validator(mode="after")
+    def _never_on_test(self) -> EvalConfig:
+        if self.split == "test":
+            raise ValueError(
+                "eval.split: 'test' is measured once, after training, on the selected checkpoint; selecting, early "
+                "stopping and ranking on it would bias every reported score (use 'val')"
+            )
+        return self
 
 
 class RunConfig(BaseModel):

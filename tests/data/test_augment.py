@@ -46,7 +46,7 @@ def test_dihedral_inverse_table() -> None:
 def test_augmented_sudoku_1k_rows_are_valid_consistent_and_invertible(shared_datasets: Path, tmp_path: Path) -> None:
     out = build_dataset("sudoku-extreme-1k", {"num_aug": 4, "test_count": 2, "test_min_rating": 0}, out_root=tmp_path)
     table = pq.read_table(out / "train.parquet")
-    assert table.num_rows == 1000 * 5
+    assert table.num_rows == (1000 - 100) * 5  # 100 source puzzles are the validation split
     q = _tokens(table, "inputs").astype(np.int64) - 1  # back to raw digits, 0 blank
     a = _tokens(table, "labels").astype(np.int64) - 1
     assert q.min() >= 0 and q.max() <= 9 and a.min() >= 1
@@ -56,9 +56,10 @@ def test_augmented_sudoku_1k_rows_are_valid_consistent_and_invertible(shared_dat
     for i in range(1, len(a), 499):  # symmetries keep the solution unique
         assert count_solutions(q[i].astype(np.uint8), 9) == 1
     original = read_sudoku_csv(shared_datasets / "sudoku-extreme-1k" / "train1k.csv")
-    rec = table.select(["group_index", "aug_dihedral", "aug_value_map", "aug_row_perm", "aug_col_perm"]).to_pydict()
+    rec = table.select(["source_id", "aug_dihedral", "aug_value_map", "aug_row_perm", "aug_col_perm"]).to_pydict()
+    position = {int(row): k for k, row in enumerate(original.rows)}
     for i in range(0, len(a), 11):
-        g = rec["group_index"][i]
+        g = position[int(rec["source_id"][i].split(":")[1])]  # the CSV row this group was augmented from
         args = (rec["aug_dihedral"][i], rec["aug_row_perm"][i], rec["aug_col_perm"][i], rec["aug_value_map"][i])
         assert np.array_equal(invert_sudoku(a[i], 9, *args), original.answers[g])
         assert np.array_equal(invert_sudoku(q[i], 9, *args), original.questions[g])
@@ -105,7 +106,7 @@ def test_maze_dihedral_labels_are_still_shortest_paths(shared_datasets: Path) ->
 
 
 def test_maze_hard_with_aug_groups_eight_variants(tmp_path: Path) -> None:
-    out = build_dataset("maze-hard-1k", {"aug": True}, out_root=tmp_path)
+    out = build_dataset("maze-hard-1k", {"aug": True, "val_count": 0}, out_root=tmp_path)
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["splits"]["train"] | {"sha256": ""} == {
         "examples": 8000,
@@ -204,7 +205,9 @@ def test_arc_canvases_match_the_official_rendering(shared_datasets: Path, tmp_pa
         chosen = sorted(set(sorted(challenges)[:4]) | set(big))
         for kind, data in (("challenges", challenges), ("solutions", solutions)):
             (kaggle / f"arc-agi_{subset}_{kind}.json").write_text(json.dumps({k: data[k] for k in chosen}))
-    out = build_dataset("arc-agi-1", {"num_aug": 20, "kaggle_dir": str(kaggle)}, out_root=tmp_path / "out")
+    out = build_dataset(
+        "arc-agi-1", {"num_aug": 20, "val_tasks": 0, "kaggle_dir": str(kaggle)}, out_root=tmp_path / "out"
+    )
     tasks = {
         t.task_id: t for t in arc.load_recipe(("training", "evaluation", "concept"), "evaluation", "kaggle", kaggle, {})
     }

@@ -20,9 +20,9 @@ from trm.paths import params_file
 
 SMALL = {
     "sudoku-extreme-1k": {"num_aug": 2, "test_count": 3, "test_min_rating": 0},
-    "maze-small": {"train_count": 40, "test_count": 10},
-    "sudoku-6x6": {"train_count": 30, "test_count": 10, "num_aug": 3},
-    "arc-agi-2": {"num_aug": 2},
+    "maze-small": {"train_count": 40, "val_count": 3, "test_count": 10},
+    "sudoku-6x6": {"train_count": 30, "val_count": 3, "test_count": 10, "num_aug": 3},
+    "arc-agi-2": {"num_aug": 2, "val_tasks": 4},
 }
 
 
@@ -62,7 +62,15 @@ def _params_file(folder: Path, sections: dict) -> Path:
 
 
 def test_a_key_missing_from_the_section_names_file_section_and_key(tmp_path: Path) -> None:
-    section = {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "blanks": None, "seed": 0}
+    section = {
+        "train_count": 12,
+        "val_count": 3,
+        "test_count": 4,
+        "num_aug": 2,
+        "min_rating": 0,
+        "blanks": None,
+        "seed": 0,
+    }
     del section["seed"]
     path = _params_file(tmp_path, {"sudoku-4x4": section})
     with pytest.raises(ParamsError) as error:
@@ -76,7 +84,15 @@ def test_a_key_missing_from_the_section_names_file_section_and_key(tmp_path: Pat
 
 
 def test_an_unknown_key_in_the_section_or_the_overrides_is_refused(tmp_path: Path) -> None:
-    section = {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "blanks": None, "seed": 0}
+    section = {
+        "train_count": 12,
+        "val_count": 3,
+        "test_count": 4,
+        "num_aug": 2,
+        "min_rating": 0,
+        "blanks": None,
+        "seed": 0,
+    }
     path = _params_file(tmp_path, {"sudoku-4x4": {**section, "colour": "red"}})
     with pytest.raises(ParamsError, match=r"params\.yaml: section 'sudoku-4x4': unknown parameter 'colour'"):
         resolve_params("sudoku-4x4", params_file=path)
@@ -90,7 +106,15 @@ def test_an_unknown_key_in_the_section_or_the_overrides_is_refused(tmp_path: Pat
 
 
 def test_the_params_file_comes_from_trm_params_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    section = {"train_count": 12, "test_count": 4, "num_aug": 2, "min_rating": 0, "blanks": None, "seed": 7}
+    section = {
+        "train_count": 12,
+        "val_count": 3,
+        "test_count": 4,
+        "num_aug": 2,
+        "min_rating": 0,
+        "blanks": None,
+        "seed": 7,
+    }
     monkeypatch.setenv("TRM_PARAMS", str(_params_file(tmp_path, {"sudoku-4x4": section})))
     assert params_file() == tmp_path / "params.yaml"
     assert resolve_params("sudoku-4x4").seed == 7
@@ -101,6 +125,7 @@ def test_ensure_built_builds_a_missing_registered_dataset_once(tmp_path: Path) -
         "rows": 6,
         "cols": 6,
         "train_count": 8,
+        "val_count": 3,
         "test_count": 2,
         "min_path_len": 4,
         "density_min": 0.2,
@@ -149,16 +174,17 @@ def test_same_parameters_give_identical_files_and_another_seed_does_not(
     second = build_dataset(name, params, out_root=tmp_path / "b")
     hashes = _hashes(first)
     assert hashes == _hashes(second)
-    expected = {"metadata.json", "identifiers.json", "train.parquet", "test.parquet"}
-    assert set(hashes) == expected | ({"test_puzzles.json"} if name.startswith("arc") else set())
+    expected = {"metadata.json", "identifiers.json", "train.parquet", "val.parquet", "test.parquet"}
+    assert set(hashes) == expected | ({"test_puzzles.json", "val_puzzles.json"} if name.startswith("arc") else set())
     meta = json.loads((first / "metadata.json").read_text())
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         assert meta["splits"][split]["sha256"] == hashes[f"{split}.parquet"]
     text = (first / "metadata.json").read_text()
     if not name.startswith("arc"):
         assert str(tmp_path) not in text and "/work/" not in text  # nothing machine-specific is recorded
     other_seed = build_dataset(name, {**params, "seed": 12345}, out_root=tmp_path / "c")
     assert _hashes(other_seed)["train.parquet"] != hashes["train.parquet"]
+    assert _hashes(other_seed)["val.parquet"] != hashes["val.parquet"]  # the validation draw follows the seed
 
 
 def test_overrides_are_coerced_checked_and_recorded(tmp_path: Path) -> None:
@@ -174,10 +200,13 @@ def test_overrides_are_coerced_checked_and_recorded(tmp_path: Path) -> None:
         resolve_params("arc-agi-1", {"source": "s3"})
     with pytest.raises(ValueError, match="unknown dataset 'sudoku'"):
         build_dataset("sudoku", out_root=tmp_path)
-    out = build_dataset("sudoku-4x4", {"train_count": "12", "test_count": 4, "num_aug": 2}, out_root=tmp_path)
+    out = build_dataset(
+        "sudoku-4x4", {"train_count": "12", "val_count": 3, "test_count": 4, "num_aug": 2}, out_root=tmp_path
+    )
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["params"] == {
         "train_count": 12,
+        "val_count": 3,
         "test_count": 4,
         "num_aug": 2,
         "min_rating": 0,
@@ -199,7 +228,9 @@ def test_source_paths_relative_to_datasets_root_or_absolute(shared_datasets: Pat
 
 
 def test_failed_build_leaves_nothing_and_keeps_the_previous_build(tmp_path: Path) -> None:
-    good = build_dataset("sudoku-4x4", {"train_count": 10, "test_count": 2, "num_aug": 1}, out_root=tmp_path)
+    good = build_dataset(
+        "sudoku-4x4", {"train_count": 10, "val_count": 3, "test_count": 2, "num_aug": 1}, out_root=tmp_path
+    )
     before = _hashes(good)
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("source,question,answer,rating\n,1234,5678,\n")
@@ -210,7 +241,7 @@ def test_failed_build_leaves_nothing_and_keeps_the_previous_build(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "sudoku-4x4"]
     assert _hashes(good) == before
     rebuilt = build_dataset(
-        "sudoku-4x4", {"train_count": 10, "test_count": 2, "num_aug": 1, "seed": 1}, out_root=tmp_path
+        "sudoku-4x4", {"train_count": 10, "val_count": 3, "test_count": 2, "num_aug": 1, "seed": 1}, out_root=tmp_path
     )
     assert _hashes(rebuilt)["train.parquet"] != before["train.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "sudoku-4x4"]

@@ -14,7 +14,7 @@ from trm.paths import params_file
 
 runner = CliRunner()
 pytestmark = pytest.mark.cli
-SMALL_SUDOKU = ["--set", "train_count=40", "--set", "test_count=10", "--set", "num_aug=2"]
+SMALL_SUDOKU = ["--set", "train_count=40", "--set", "val_count=5", "--set", "test_count=10", "--set", "num_aug=2"]
 
 
 def _invoke(*args: str):
@@ -47,6 +47,7 @@ MAZE_SECTION = {
     "rows": 8,
     "cols": 8,
     "train_count": 30,
+    "val_count": 3,
     "test_count": 5,
     "min_path_len": 6,
     "density_min": 0.2,
@@ -67,7 +68,15 @@ def test_params_file_section_then_set_wins(tmp_path: Path) -> None:
 
 def test_set_values_are_yaml(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    section = {"train_count": 30, "test_count": 5, "num_aug": 0, "min_rating": 0, "blanks": 6, "seed": 0}
+    section = {
+        "train_count": 30,
+        "val_count": 3,
+        "test_count": 5,
+        "num_aug": 0,
+        "min_rating": 0,
+        "blanks": 6,
+        "seed": 0,
+    }
     params.write_text(yaml.safe_dump({"sudoku-4x4": section}))
     result = _invoke("build", "sudoku-4x4", "--out", str(tmp_path), "--params", str(params), "--set", "blanks=null")
     assert result.exit_code == 0, result.output

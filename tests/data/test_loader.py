@@ -162,8 +162,8 @@ def test_non_contiguous_puzzle_index(shaped_dataset) -> None:
 @pytest.mark.parametrize(
     ("name", "overrides", "official", "splits"),
     [
-        ("maze-hard-1k", None, "maze-hard/npy", ("train", "test")),
-        ("sudoku-extreme-1k", {"num_aug": 0, "test_count": 0}, "sudoku-extreme-1k/npy", ("train",)),
+        ("maze-hard-1k", {"val_count": 0}, "maze-hard/npy", ("train", "test")),
+        ("sudoku-extreme-1k", {"num_aug": 0, "val_count": 0, "test_count": 0}, "sudoku-extreme-1k/npy", ("train",)),
     ],
 )
 def test_loaded_real_builds_equal_the_official_arrays(tmp_path, shared_datasets, name, overrides, official, splits):

@@ -35,7 +35,7 @@ def test_sudoku_1k_csv_reproduces_official_npy(shared_datasets: Path) -> None:
 
 
 def test_built_maze_hard_parquet_equals_official_arrays(shared_datasets: Path, tmp_path: Path) -> None:
-    out = build_dataset("maze-hard-1k", out_root=tmp_path)
+    out = build_dataset("maze-hard-1k", {"val_count": 0}, out_root=tmp_path)  # all train rows, as the official
     for split in ("train", "test"):
         npy = shared_datasets / "maze-hard" / "npy" / split
         for column in ("inputs", "labels"):
@@ -51,7 +51,9 @@ def test_built_maze_hard_parquet_equals_official_arrays(shared_datasets: Path, t
 
 
 def test_built_sudoku_1k_without_augmentation_equals_official_arrays(shared_datasets: Path, tmp_path: Path) -> None:
-    out = build_dataset("sudoku-extreme-1k", {"num_aug": 0, "test_count": 3, "test_min_rating": 0}, out_root=tmp_path)
+    out = build_dataset(
+        "sudoku-extreme-1k", {"num_aug": 0, "val_count": 0, "test_count": 3, "test_min_rating": 0}, out_root=tmp_path
+    )
     npy = shared_datasets / "sudoku-extreme-1k" / "npy" / "train"
     for column in ("inputs", "labels"):
         official = np.load(npy / f"all__{column}.npy")

@@ -63,9 +63,11 @@ def test_recipe_split_rule_and_counts(
     meta = json.loads((out / "metadata.json").read_text())
     counts = {s: (KAGGLE_COUNTS if source == "kaggle" else JSON_COUNTS)[s] for s in subsets}
     n_tasks = sum(c[0] for c in counts.values())
-    # demo pairs of every subset + test pairs of the non-test subsets are trained on; test pairs of the test set not
+    # official: demo pairs of every subset + test pairs of the non-test subsets are trained on; ours moves the test
+    # pairs of 40 of those tasks (params.yaml val_tasks) to the validation split
     train_examples = sum(c[1] for c in counts.values()) + sum(c[2] for s, c in counts.items() if s != test_set)
-    assert meta["splits"]["train"]["examples"] == train_examples
+    assert meta["splits"]["train"]["examples"] + meta["splits"]["val"]["examples"] == train_examples
+    assert meta["splits"]["val"]["groups"] == meta["splits"]["val"]["puzzles"] == 40
     assert meta["splits"]["train"]["puzzles"] == meta["splits"]["train"]["groups"] == n_tasks
     assert meta["splits"]["test"]["examples"] == counts[test_set][2]
     assert meta["splits"]["test"]["puzzles"] == counts[test_set][0]
@@ -88,3 +90,10 @@ def test_recipe_split_rule_and_counts(
     assert all("output" in pair for task in held_out.values() for pair in task["test"])
     identifiers = json.loads((out / "identifiers.json").read_text())
     assert identifiers[0] == "<blank>" and len(identifiers) == n_tasks + 1
+    val = pq.read_table(out / "val.parquet", columns=["pair_kind", "source_id", "puzzle_identifier"]).to_pydict()
+    val_ids = set(val["source_id"])
+    assert set(val["pair_kind"]) == {"test"} and not (val_ids & test_ids)
+    assert set(json.loads((out / "val_puzzles.json").read_text())) == val_ids
+    assert not (test_kind_in_train & val_ids)  # validation outputs are never trained on
+    demos_in_train = {s for s, k in zip(train["source_id"], train["pair_kind"], strict=True) if k == "train"}
+    assert val_ids <= demos_in_train  # their demonstrations stay, as at test time

@@ -72,15 +72,18 @@ def test_full_builder_subsamples_train_only(shared_datasets: Path, tmp_path: Pat
             "test_csv": str(test),
             "subsample_size": 25,
             "min_difficulty": 5,
+            "val_count": 5,
             "num_aug": 2,
             "seed": 3,
         },
         out_root=tmp_path,
     )
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["splits"]["train"]["groups"] == 25 and meta["splits"]["train"]["examples"] == 75
+    assert meta["splits"]["train"]["groups"] == 20 and meta["splits"]["train"]["examples"] == 60
+    assert meta["splits"]["val"]["groups"] == 5 and meta["splits"]["val"]["examples"] == 5  # carved from the 25
     assert meta["splits"]["test"]["examples"] == 20  # the rating filter applies, the subsample does not
     sources = pq.read_table(out / "train.parquet", columns=["source_id"]).column("source_id").to_pylist()
+    sources += pq.read_table(out / "val.parquet", columns=["source_id"]).column("source_id").to_pylist()
     rows = sorted({int(s.split(":")[1]) for s in sources})
     assert len(rows) == 25 and all((r - 1) % 10 >= 5 for r in rows) and sources[0].startswith("train.csv:")
     assert [s.name for s in map(Path, (m["name"] for m in meta["sources"]))] == ["train.csv", "test.csv"]

@@ -46,10 +46,19 @@ def test_local_and_ray_runs_log_evaluate_and_checkpoint_identically(local_ray, s
     assert all("steps_per_second" in r for r in ray_log if r["kind"] == "train")  # both loops log throughput
     assert comparable(ray_log) == comparable(local_log)
 
-    # checkpoint_interval (6) is honoured in both, independently of eval_interval (4), plus the final step
-    assert sorted(p.name for p in (local.run_dir / "checkpoints").iterdir()) == ["step_12", "step_6"]
-    ray_checkpoints = sorted(Path(c).name for c in remote.checkpoints)
-    assert ray_checkpoints == ["checkpoint_step_00000006", "checkpoint_step_00000012"]
+    # checkpoint_interval (6) is honoured in both, independently of eval_interval (4), plus the final step and every
+    # evaluation that improved the validation score (the best step must survive to be exported)
+    improved, best = set(), -1.0
+    for record in (r for r in local_log if r["kind"] == "eval"):
+        score = record["exact_accuracy"] + 1e-3 * record["accuracy"]
+        if score > best:
+            improved.add(record["step"])
+            best = score
+    expected = sorted({6, 12} | improved)
+    assert sorted(int(p.name.split("_")[1]) for p in (local.run_dir / "checkpoints").iterdir()) == expected
+    assert sorted(int(Path(c).name.rsplit("_", 1)[1]) for c in remote.checkpoints) == expected
+    assert remote.selection is not None and local.selection is not None
+    assert remote.selection.model_dump() == local.selection.model_dump() and local.selection.step in improved
     assert remote.metrics["step"] == 12 and remote.metrics["eval_step"] == 12
 
     got, ray_meta = read_checkpoint(Path(remote.latest_checkpoint))

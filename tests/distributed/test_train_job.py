@@ -97,13 +97,13 @@ def test_two_workers_learn_and_survive_a_sigkilled_worker(local_ray, smoke_data_
     assert json.loads((info / "rank1.json").read_text())["pid"] != victim  # a new worker process took over
     assert result.metrics["eval_exact_accuracy"] >= LEARNING_THRESHOLD, result.metrics
     assert result.metrics["samples_per_second"] > 0 and result.metrics["lr"] > 0 and "loss" in result.metrics
-    # the 2 best by eval exact accuracy are kept, plus the latest (Ray never deletes the latest)
+    # the 2 best by validation exact accuracy are kept, plus the latest (Ray never deletes the latest)
     kept = _checkpoint_dirs(store / "learn")
     assert kept[-1] == f"checkpoint_step_{config.train.max_steps:08d}" and 2 <= len(kept) <= 3, kept
     assert Path(result.best_checkpoint).name in kept
     model, _ = load_exported(result.best_checkpoint)
-    test_ds = PuzzleDataset.open(config.data.resolve_path(), "test")
-    again = evaluate(model, test_ds, config.eval.batch_size, mode="fixed")
+    val_ds = PuzzleDataset.open(config.data.resolve_path(), "val")  # the split checkpoints are scored on
+    again = evaluate(model, val_ds, config.eval.batch_size, mode="fixed")
     assert again.metrics["exact_accuracy"] == pytest.approx(result.best_metrics["eval_exact_accuracy"], abs=1e-6)
 
 

@@ -36,7 +36,7 @@ def test_asha_search_returns_a_loadable_best_checkpoint(local_ray, smoke_data_ro
 
     model, loaded = load_exported(result.best_checkpoint)
     assert loaded.train.lr == result.best_params["train.lr"]
-    again = evaluate(model, PuzzleDataset.open(config.data.resolve_path(), "test"), config.eval.batch_size)
+    again = evaluate(model, PuzzleDataset.open(config.data.resolve_path(), "val"), config.eval.batch_size)
     assert again.metrics["exact_accuracy"] == pytest.approx(result.best_metrics["eval_exact_accuracy"], abs=1e-6)
     assert again.metrics["accuracy"] == pytest.approx(result.best_metrics["eval_accuracy"], abs=1e-6)
 

@@ -156,7 +156,9 @@ def test_deploy_all_declares_every_preset_with_inactive_schedules(smoke_runs: Sm
     assert {d["name"] for d in declared["deployments"]} == DEPLOYMENTS
 
 
-def test_published_model_loads_verified_and_solves_what_it_claims(smoke_runs: SmokeRuns, monkeypatch) -> None:
+def test_published_model_loads_verified_and_solves_what_it_claims(
+    smoke_runs: SmokeRuns, monkeypatch, tmp_path: Path
+) -> None:
     import torch
 
     import trm
@@ -190,6 +192,18 @@ def test_published_model_loads_verified_and_solves_what_it_claims(smoke_runs: Sm
     assert result.metrics["exact_accuracy"] == pytest.approx(claimed["fixed/exact_accuracy"], abs=1e-9)
     assert result.metrics["accuracy"] == pytest.approx(claimed["fixed/accuracy"], abs=1e-6)
     assert claimed["fixed/accuracy"] > 0.5  # it learned something: 4x4 Sudoku tokens are 25 % at chance
+
+    # chosen on validation (its step's numbers are recorded), measured once on test; the card shows both
+    selection = manifest.selection
+    assert selection is not None and (selection["rule"], selection["split"]) == ("best", "val"), selection
+    assert selection["step"] in (300, 600) and selection["metric"] == "fixed/exact_accuracy"  # evaluation steps
+    val_split = PuzzleDataset.open(smoke_runs.repo / "data" / STAGE, "val")
+    val_exact = evaluate(model, val_split, config.eval.batch_size).metrics["exact_accuracy"]
+    assert val_exact == pytest.approx(selection["metrics"]["fixed/exact_accuracy"], abs=0.011)
+    _, folder = store.download(f"{MODEL}:1", tmp_path / "card")
+    card = Path(folder) / "README.md"
+    text = card.read_text()
+    assert f"| metric | val (step {selection['step']}) | test |" in text and "Selected: step" in text
 
 
 def test_second_run_reproduces_data_and_metrics_without_rebuilding(smoke_runs: SmokeRuns, monkeypatch) -> None:

@@ -137,3 +137,28 @@ def test_missing_things_are_clear_errors(store_url: str, exported: Path, tmp_pat
     with pytest.raises(NotFoundError, match=r"model real:4 does not exist in .*published versions: \[1\]"):
         store.download("real:4", tmp_path / "dl")
     assert store.list("ghost") == []
+
+
+def test_the_card_shows_validation_beside_test_and_the_selected_step(tmp_path: Path, exported: Path) -> None:
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    for file in exported.iterdir():
+        (run / "export" / file.name).write_bytes(file.read_bytes())
+    selection = {
+        "rule": "best",
+        "split": "val",
+        "metric": "fixed/exact_accuracy",
+        "step": 40,
+        "value": 0.9,
+        "metrics": {"fixed/exact_accuracy": 0.9, "fixed/accuracy": 0.97},
+        "evaluations": 5,
+        "stopped_early": False,
+    }
+    (run / "selection.json").write_text(json.dumps(selection))  # as the training loop leaves it beside export/
+    store = ModelStore.open(str(tmp_path / "store"))
+    manifest = store.publish(PublishRequest(name="m", model_dir=run / "export", metrics={"fixed/exact_accuracy": 0.85}))
+    assert manifest.selection == selection and manifest.metrics == {"fixed/exact_accuracy": 0.85}
+    card = (tmp_path / "store" / "models" / "m" / "1" / "README.md").read_text()
+    assert "| metric | val (step 40) | test |" in card
+    assert "| fixed/exact_accuracy | 0.9 | 0.85 |" in card and "| fixed/accuracy | 0.97 |  |" in card
+    assert "step 40: best fixed/exact_accuracy = 0.9000 on the val split among 5 evaluation(s)" in card

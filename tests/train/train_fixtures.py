@@ -19,7 +19,7 @@ VOCAB = 6
 def write_tiny_dataset(out: Path, groups: int = 12, puzzles_per_group: int = 2, examples_per_puzzle: int = 2) -> Path:
     rng = np.random.default_rng(123)
     with DatasetWriter(out, SEQ_LEN) as writer:
-        for split, split_groups in (("train", groups), ("test", 3)):
+        for split, split_groups in (("train", groups), ("val", 3), ("test", 3)):
             n_puzzles = split_groups * puzzles_per_group
             n = n_puzzles * examples_per_puzzle
             puzzle_index = np.repeat(np.arange(n_puzzles), examples_per_puzzle).astype(np.int32)

@@ -90,7 +90,7 @@ def _print_counts(folder: Path) -> None:
 @data_app.command()
 def show(
     name: str = typer.Argument(..., help="dataset name (under the data root) or a folder"),
-    split: str = typer.Option("train", "--split", help="train | test"),
+    split: str = typer.Option("train", "--split", help="train | val | test"),
     count: int = typer.Option(3, "-n", "--count", help="how many examples to render"),
 ) -> None:
     """Counts per split, a metadata summary and the first few examples rendered as grids."""

@@ -139,7 +139,7 @@ def evaluate_command(
     for checkpoint in checkpoints:
         model, config, dataset = _load(checkpoint, data, split, device_name)
         if is_arc(dataset) and (arc_evaluator is None or not pool_votes):
-            arc_evaluator = ArcEvaluator.for_dataset(dataset.path, pool_across_evaluations=pool_votes)
+            arc_evaluator = ArcEvaluator.for_dataset(dataset.path, dataset.split, pool_across_evaluations=pool_votes)
         size = batch_size or config.eval.batch_size
         results, arc_result = _run(
             model, dataset, size, modes, device_name, arc_evaluator if is_arc(dataset) else None, Path(checkpoint).name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,12 @@ import typer
 
 from trm.cli.output import fail
 from trm.config import ConfigError, TRMConfig, load_config
+
+
+class SelectRule(StrEnum):
+    best = "best"
+    last = "last"
+
 
 PresetOption = Annotated[str, typer.Option("--preset", "-p", help="preset name (trm/presets/*.yaml) or a YAML file")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="dotted override, e.g. train.lr=3e-4")]
@@ -40,10 +47,13 @@ def train_command(
     storage: Annotated[
         str | None, typer.Option("--storage", help="Ray storage: a folder or s3://bucket/prefix")
     ] = None,
+    select: Annotated[
+        SelectRule | None, typer.Option("--select", help="export the best validation step (default) or the last")
+    ] = None,
 ) -> None:
     """Train a TRM from a preset; builds the dataset first if it is missing. With --ray, the same training runs
     as a Ray Train job on N workers; repeating the command with the same run name resumes it."""
-    sets = list(overrides or [])
+    sets = list(overrides or []) + ([f"eval.select={select.value}"] if select else [])
     if out is not None:
         sets += [f"run.output_dir={out.parent}", f"run.name={out.name}"]
     config = load_preset(preset, sets)
@@ -53,6 +63,7 @@ def train_command(
     if address is not None or workers != 1 or storage is not None:
         fail("--address, --workers and --storage need --ray")
     from trm.evaluate.training import local_run_hooks  # lazy: torch stays out of `trm --help`
+    from trm.store.card import describe_selection  # lazy: as above
     from trm.train.loop import train  # lazy: as above
 
     try:
@@ -61,7 +72,12 @@ def train_command(
         fail(str(err))
     typer.echo(f"run folder: {result.run_dir}  steps: {result.steps}  seconds: {result.seconds:.1f}")
     for mode, summary in result.last_eval.items():
-        typer.echo(f"eval[{mode}]: exact_accuracy {summary['exact_accuracy']:.4f}  accuracy {summary['accuracy']:.4f}")
+        typer.echo(
+            f"eval[{mode}] on {config.eval.split}: exact_accuracy {summary['exact_accuracy']:.4f}  "
+            f"accuracy {summary['accuracy']:.4f}"
+        )
+    if result.selection is not None:
+        typer.echo(f"selected: {describe_selection(result.selection.model_dump())}")
     if result.export_dir is not None:
         typer.echo(f"exported model: {result.export_dir}")
 

@@ -210,15 +210,16 @@ def load_recipe(
     return tasks
 
 
-def split_pairs(task: ArcTask, test_set: str) -> dict[str, SplitPairs]:
-    """The official split rule: test pairs of the test-set subset go to "test", every other pair to "train"."""
+def split_pairs(task: ArcTask, test_set: str, validation: bool = False) -> dict[str, SplitPairs]:
+    """The official split rule: test pairs of the test-set subset go to "test", every other pair to "train". Ours
+    adds one case: the test pairs of a validation task go to "val" (its demonstration pairs stay in "train")."""
     train = SplitPairs(list(task.train), ["train"] * len(task.train), list(range(len(task.train))))
-    test = SplitPairs([], [], [])
-    target = test if task.subset == test_set else train
+    val, test = SplitPairs([], [], []), SplitPairs([], [], [])
+    target = test if task.subset == test_set else val if validation else train
     target.pairs.extend(task.test)
     target.kinds.extend(["test"] * len(task.test))
     target.indices.extend(range(len(task.test)))
-    return {"train": train, "test": test}
+    return {"train": train, "val": val, "test": test}
 
 
 def source_files(

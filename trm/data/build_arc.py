@@ -1,5 +1,6 @@
 """ARC dataset builder: groups = tasks in recipe order; puzzles = a task's distinct augmented variants, each with its
-own global identifier (shared by the train and test split); examples = the variant's pairs in that split."""
+own global identifier (shared by every split the task's pairs are in); examples = the variant's pairs in that split.
+Held-out tasks are written raw beside the splits (``test_puzzles.json``, ``val_puzzles.json``) for voting."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from trm.data.augment import ArcRows, ArcVariant, arc_canvas_rows, arc_variants,
 from trm.data.build_context import BuildContext, source_path
 from trm.data.params import ArcParams
 from trm.data.schema import SourceFile
+from trm.data.validation import validation_rng
 from trm.data.writer import DatasetWriter, ExampleBatch
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 
 
 def _arc_batch(
@@ -51,11 +53,14 @@ def _write_task(
     params: ArcParams,
     next_puzzle: dict[str, int],
     next_group: dict[str, int],
+    validation: bool,
 ) -> None:
-    """Task ``g``'s variants into both splits; ``next_puzzle``/``next_group`` are each split's running counters."""
-    splits = arc_source.split_pairs(task, params.test_set)
+    """Task ``g``'s variants into its splits; ``next_puzzle``/``next_group`` are each split's running counters. The
+    pairs are listed in the official order (demonstrations, then test pairs), so variants do not depend on the
+    split a task's test pairs land in."""
+    splits = arc_source.split_pairs(task, params.test_set, validation)
     rng = group_rng(params.seed, g)
-    variants = arc_variants(splits["train"].pairs + splits["test"].pairs, params.num_aug, rng)
+    variants = arc_variants([pair for name in SPLITS for pair in splits[name].pairs], params.num_aug, rng)
     first_id = len(dw.identifiers)
     dw.identifiers.extend(v.name(task.task_id) for v in variants)
     ids = np.arange(first_id, first_id + len(variants), dtype=np.int32)
@@ -72,6 +77,19 @@ def _write_task(
         next_group[split_name] += 1
 
 
+def validation_tasks(tasks: list[arc_source.ArcTask], params: ArcParams) -> set[int]:
+    """Positions of the ``val_tasks`` tasks (a seeded draw among those outside the test set) whose test pairs form
+    the validation split."""
+    candidates = [g for g, task in enumerate(tasks) if task.subset != params.test_set and task.test]
+    if params.val_tasks >= len(candidates):
+        raise ValueError(
+            f"val_tasks={params.val_tasks} must be below the {len(candidates)} tasks outside test set "
+            f"{params.test_set!r} that have test pairs"
+        )
+    chosen = validation_rng(params.seed).choice(len(candidates), size=params.val_tasks, replace=False)
+    return {candidates[int(k)] for k in chosen}
+
+
 def build_arc(params: ArcParams, ctx: BuildContext) -> None:
     progress = ctx.progress
     kaggle_dir = source_path(params.kaggle_dir)
@@ -82,18 +100,22 @@ def build_arc(params: ArcParams, ctx: BuildContext) -> None:
         SourceFile(path=label, name=path.name, sha256=digest)
         for label, path, digest in arc_source.source_files(params.source, params.subsets, kaggle_dir, folders)
     ]
-    test_puzzles: dict[str, Any] = {}
+    validation = validation_tasks(tasks, params)
+    held_out: dict[str, dict[str, Any]] = {"val": {}, "test": {}}
     with DatasetWriter(ctx.out, arc_source.MAX_GRID**2) as dw:
         progress.stage(f"augmenting {len(tasks)} tasks", len(tasks))
         next_puzzle = dict.fromkeys(SPLITS, 0)
         next_group = dict.fromkeys(SPLITS, 0)
         for g, task in enumerate(tasks):
-            _write_task(dw, task, g, params, next_puzzle, next_group)
+            _write_task(dw, task, g, params, next_puzzle, next_group, g in validation)
             if task.subset == params.test_set:
-                test_puzzles[task.task_id] = task.raw
+                held_out["test"][task.task_id] = task.raw
+            elif g in validation:
+                held_out["val"][task.task_id] = task.raw
             progress.advance()
-        dw.split("test")  # exists even when the test set has no test pairs
-        dw.write_json("test_puzzles.json", test_puzzles)
+        for split, puzzles in held_out.items():
+            dw.split(split)  # exists even when no task has held-out pairs
+            dw.write_json(f"{split}_puzzles.json", puzzles)
         dw.commit(
             ctx.metadata(
                 task="arc",

@@ -19,8 +19,9 @@ from trm.data.build_context import (
     source_path,
 )
 from trm.data.maze import MAZE_VOCAB, read_maze_csv, validate_mazes
-from trm.data.maze_gen import generate_maze_split
+from trm.data.maze_gen import generate_maze_splits
 from trm.data.params import MazeGenParams, MazeHardParams
+from trm.data.validation import carve_validation
 from trm.data.writer import DatasetWriter, ExampleBatch, ExampleWriter
 
 
@@ -74,77 +75,62 @@ def write_maze_split(
         progress.advance(stop - start)
 
 
+def write_maze_dataset(
+    dw: DatasetWriter,
+    parts: dict[str, tuple[np.ndarray, np.ndarray, list[str]]],
+    rows: int,
+    cols: int,
+    aug: bool,
+    progress: Progress,
+) -> None:
+    """Train (with its dihedral variants when ``aug``), then validation and test (originals only); ``parts`` maps
+    a split to (inputs, labels, source names)."""
+    for split in ("train", "val", "test"):
+        inputs, labels, names = parts[split]
+        write_maze_split(dw.split(split), inputs, labels, rows, cols, aug and split == "train", names, progress)
+
+
 def build_maze_hard(params: MazeHardParams, ctx: BuildContext) -> None:
     progress = ctx.progress
     train_path, test_path = source_path(params.train_csv), source_path(params.test_csv)
     progress.stage("reading and checking mazes", None)
-    train = read_maze_csv(train_path, params.rows, params.cols)
+    source = read_maze_csv(train_path, params.rows, params.cols)
     test = read_maze_csv(test_path, params.rows, params.cols)
-    if (test.rows, test.cols) != (train.rows, train.cols):
-        raise ValueError(f"train mazes are {train.rows}x{train.cols} but test mazes {test.rows}x{test.cols}")
-    with DatasetWriter(ctx.out, train.rows * train.cols) as dw:
-        progress.stage("writing", len(train) + len(test))
-        write_maze_split(
-            dw.split("train"),
-            train.inputs,
-            train.labels,
-            train.rows,
-            train.cols,
-            params.aug,
-            csv_source_names(train_path, train.row_numbers),
-            progress,
-        )
-        write_maze_split(
-            dw.split("test"),
-            test.inputs,
-            test.labels,
-            test.rows,
-            test.cols,
-            False,
-            csv_source_names(test_path, test.row_numbers),
-            progress,
-        )
+    if (test.rows, test.cols) != (source.rows, source.cols):
+        raise ValueError(f"train mazes are {source.rows}x{source.cols} but test mazes {test.rows}x{test.cols}")
+    train_index, val_index = carve_validation(len(source), params.val_count, params.seed, f"mazes of {train_path.name}")
+    train, val = source.take(train_index), source.take(val_index)
+    with DatasetWriter(ctx.out, source.rows * source.cols) as dw:
+        progress.stage("writing", len(source) + len(test))
+        parts = {
+            name: (mazes.inputs, mazes.labels, csv_source_names(mazes.path, mazes.row_numbers))
+            for name, mazes in (("train", train), ("val", val), ("test", test))
+        }
+        write_maze_dataset(dw, parts, source.rows, source.cols, params.aug, progress)
         sources = [source_file(params.train_csv, train_path), source_file(params.test_csv, test_path)]
-        dw.commit(ctx.metadata(**maze_meta(train.rows, train.cols), sources=sources))
+        dw.commit(ctx.metadata(**maze_meta(source.rows, source.cols), sources=sources))
 
 
 def build_maze_generated(params: MazeGenParams, ctx: BuildContext) -> None:
     progress = ctx.progress
     if params.density_min > params.density_max:
         raise ValueError(f"density_min {params.density_min} > density_max {params.density_max}")
-    progress.stage(f"generating {params.rows}x{params.cols} mazes", params.train_count + params.test_count)
-    train, test = generate_maze_split(
+    counts = (params.train_count, params.val_count, params.test_count)
+    progress.stage(f"generating {params.rows}x{params.cols} mazes", sum(counts))
+    sets = generate_maze_splits(
         params.rows,
         params.cols,
-        params.train_count,
-        params.test_count,
+        counts,
         params.seed,
         params.min_path_len,
         density=(params.density_min, params.density_max),
         progress=running_total(progress),
     )
-    for split, mazes in (("train", train), ("test", test)):  # cheap guard against generator regressions
+    parts = {}
+    for split, mazes in zip(("train", "val", "test"), sets, strict=True):  # cheap guard against generator regressions
         validate_mazes(Path(f"<generated maze {split}>"), mazes.inputs, mazes.labels, params.rows, params.cols)
+        parts[split] = (mazes.inputs, mazes.labels, [f"gen:{k}" for k in range(len(mazes))])
     with DatasetWriter(ctx.out, params.rows * params.cols) as dw:
-        progress.stage("writing", params.train_count + params.test_count)
-        write_maze_split(
-            dw.split("train"),
-            train.inputs,
-            train.labels,
-            params.rows,
-            params.cols,
-            params.aug,
-            [f"gen:{k}" for k in range(len(train.inputs))],
-            progress,
-        )
-        write_maze_split(
-            dw.split("test"),
-            test.inputs,
-            test.labels,
-            params.rows,
-            params.cols,
-            False,
-            [f"gen:{k}" for k in range(len(test.inputs))],
-            progress,
-        )
+        progress.stage("writing", sum(counts))
+        write_maze_dataset(dw, parts, params.rows, params.cols, params.aug, progress)
         dw.commit(ctx.metadata(**maze_meta(params.rows, params.cols), sources=[]))

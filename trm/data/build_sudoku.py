@@ -4,6 +4,7 @@ set) and generated N×N sets for the CPU presets. Groups = a source puzzle plus 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from trm.data.build_context import (
     source_path,
 )
 from trm.data.params import SudokuExtreme1kParams, SudokuExtremeFullParams, SudokuGenParams
-from trm.data.sudoku import read_sudoku_csv, subsample, sudoku_tokens, sudoku_vocab, validate_sudoku
-from trm.data.sudoku_gen import generate_sudoku_disjoint_from, generate_sudoku_split
+from trm.data.sudoku import SudokuRows, read_sudoku_csv, subsample, sudoku_tokens, sudoku_vocab, validate_sudoku
+from trm.data.sudoku_gen import SudokuSet, generate_sudoku_disjoint_from, generate_sudoku_splits
+from trm.data.validation import carve_validation
 from trm.data.writer import DatasetWriter, ExampleBatch, ExampleWriter
 
 UNAUGMENTED_SLICE = 1 << 16  # rows per batch when no copies are made (one puzzle per group)
@@ -163,39 +165,67 @@ def _augmented_group(
     }
 
 
+@dataclass(frozen=True)
+class SudokuPart:
+    """One split's source puzzles (raw digits) and the ``source_id`` of each."""
+
+    questions: np.ndarray
+    answers: np.ndarray
+    source_names: list[str]
+
+    def __len__(self) -> int:
+        return int(self.questions.shape[0])
+
+
+def csv_part(rows: SudokuRows) -> SudokuPart:
+    return SudokuPart(rows.questions, rows.answers, csv_source_names(rows.path, rows.rows))
+
+
+def generated_part(puzzles: SudokuSet, prefix: str = "gen") -> SudokuPart:
+    return SudokuPart(puzzles.questions, puzzles.answers, [f"{prefix}:{k}" for k in range(len(puzzles))])
+
+
+def write_sudoku_dataset(
+    dw: DatasetWriter, parts: dict[str, SudokuPart], size: int, num_aug: int, seed: int, progress: Progress
+) -> None:
+    """Train (augmented: ``num_aug`` copies per puzzle, dropping any copy whose solution grid is a validation or
+    test grid), then validation and test (originals only). Split keys 0/1/2 seed the groups of train/test/val."""
+    held_out = np.concatenate([parts["val"].answers, parts["test"].answers])
+    for split, key in (("train", 0), ("val", 2), ("test", 1)):
+        part = parts[split]
+        progress.stage(f"writing {split}", len(part))
+        write_sudoku_split(
+            dw.split(split),
+            part.questions,
+            part.answers,
+            size,
+            num_aug if split == "train" else 0,
+            seed,
+            key,
+            part.source_names,
+            progress,
+            exclude_answers=held_out if split == "train" else None,
+        )
+
+
+def carve_rows(rows: SudokuRows, val_count: int, seed: int) -> tuple[SudokuRows, SudokuRows]:
+    """(train, validation): ``val_count`` whole source puzzles held out before any augmentation."""
+    train_index, val_index = carve_validation(len(rows), val_count, seed, f"puzzles of {rows.path.name}")
+    return rows.take(train_index), rows.take(val_index)
+
+
 def build_sudoku_extreme_1k(params: SudokuExtreme1kParams, ctx: BuildContext) -> None:
     progress = ctx.progress
     train_path = source_path(params.train_csv)
-    train = read_sudoku_csv(train_path, size=9)
+    rows = read_sudoku_csv(train_path, size=9)
     progress.stage(f"generating {params.test_count} test puzzles", params.test_count)
     test = generate_sudoku_disjoint_from(
-        train.answers, 9, params.test_count, params.seed, params.test_min_rating, progress=progress.set
+        rows.answers, 9, params.test_count, params.seed, params.test_min_rating, progress=progress.set
     )
+    train, val = carve_rows(rows, params.val_count, params.seed)
     with DatasetWriter(ctx.out, 81) as dw:
-        progress.stage("writing train", len(train))
-        write_sudoku_split(
-            dw.split("train"),
-            train.questions,
-            train.answers,
-            9,
-            params.num_aug,
-            params.seed,
-            0,
-            csv_source_names(train_path, train.rows),
-            progress,
-        )
-        progress.stage("writing test", len(test))
-        write_sudoku_split(
-            dw.split("test"),
-            test.questions,
-            test.answers,
-            9,
-            0,
-            params.seed,
-            1,
-            [f"gen:{k}" for k in range(len(test))],
-            progress,
-        )
+        parts = {"train": csv_part(train), "val": csv_part(val), "test": generated_part(test)}
+        write_sudoku_dataset(dw, parts, 9, params.num_aug, params.seed, progress)
         dw.commit(ctx.metadata(**sudoku_meta(9), sources=[source_file(params.train_csv, train_path)]))
 
 
@@ -203,87 +233,41 @@ def build_sudoku_extreme_full(params: SudokuExtremeFullParams, ctx: BuildContext
     progress = ctx.progress
     train_path, test_path = source_path(params.train_csv), source_path(params.test_csv)
     progress.stage("reading CSVs", None)
-    train = subsample(read_sudoku_csv(train_path, 9, params.min_difficulty), params.subsample_size, params.seed)
+    kept = subsample(read_sudoku_csv(train_path, 9, params.min_difficulty), params.subsample_size, params.seed)
     test = read_sudoku_csv(test_path, 9, params.min_difficulty)
+    train, val = carve_rows(kept, params.val_count, params.seed)
     with DatasetWriter(ctx.out, 81) as dw:
-        progress.stage("writing train", len(train))
-        write_sudoku_split(
-            dw.split("train"),
-            train.questions,
-            train.answers,
-            9,
-            params.num_aug,
-            params.seed,
-            0,
-            csv_source_names(train_path, train.rows),
-            progress,
-        )
-        progress.stage("writing test", len(test))
-        write_sudoku_split(
-            dw.split("test"),
-            test.questions,
-            test.answers,
-            9,
-            0,
-            params.seed,
-            1,
-            csv_source_names(test_path, test.rows),
-            progress,
-        )
+        parts = {"train": csv_part(train), "val": csv_part(val), "test": csv_part(test)}
+        write_sudoku_dataset(dw, parts, 9, params.num_aug, params.seed, progress)
         sources = [source_file(params.train_csv, train_path), source_file(params.test_csv, test_path)]
         dw.commit(ctx.metadata(**sudoku_meta(9), sources=sources))
 
 
 def sudoku_generated(size: int) -> Callable[[SudokuGenParams, BuildContext], None]:
-    """The builder of generated N×N Sudoku: train and test puzzles never share a solution grid."""
+    """The builder of generated N×N Sudoku: train, validation and test puzzles never share a solution grid."""
 
     def build(params: SudokuGenParams, ctx: BuildContext) -> None:
         progress = ctx.progress
-        progress.stage(f"generating {size}x{size} puzzles", params.train_count + params.test_count)
+        counts = params.train_count + params.val_count + params.test_count
+        progress.stage(f"generating {size}x{size} puzzles", counts)
         if params.blanks is not None and params.blanks >= size * size:
             raise ValueError(f"blanks={params.blanks} must be below the {size * size} cells of a {size}x{size} grid")
-        train, test = generate_sudoku_split(
+        sets = generate_sudoku_splits(
             size,
             params.train_count,
+            params.val_count,
             params.test_count,
             params.seed,
             params.min_rating,
             progress=running_total(progress),
             blanks=params.blanks,
         )
-        for split, puzzles in (("train", train), ("test", test)):  # cheap guard against generator regressions
-            validate_sudoku(
-                Path(f"<generated {size}x{size} {split}>"),
-                puzzles.questions,
-                puzzles.answers,
-                size,
-                np.arange(1, len(puzzles) + 1),
-            )
+        parts = dict(zip(("train", "val", "test"), (generated_part(puzzles) for puzzles in sets), strict=True))
+        for split, part in parts.items():  # cheap guard against generator regressions
+            where = Path(f"<generated {size}x{size} {split}>")
+            validate_sudoku(where, part.questions, part.answers, size, np.arange(1, len(part) + 1))
         with DatasetWriter(ctx.out, size * size) as dw:
-            progress.stage("writing", len(train) + len(test))
-            write_sudoku_split(
-                dw.split("train"),
-                train.questions,
-                train.answers,
-                size,
-                params.num_aug,
-                params.seed,
-                0,
-                [f"gen:{k}" for k in range(len(train))],
-                progress,
-                exclude_answers=test.answers,
-            )
-            write_sudoku_split(
-                dw.split("test"),
-                test.questions,
-                test.answers,
-                size,
-                0,
-                params.seed,
-                1,
-                [f"gen:{k}" for k in range(len(test))],
-                progress,
-            )
+            write_sudoku_dataset(dw, parts, size, params.num_aug, params.seed, progress)
             dw.commit(ctx.metadata(**sudoku_meta(size), sources=[]))
 
     return build

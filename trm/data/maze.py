@@ -32,6 +32,11 @@ class MazeRows:
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
 
+    def take(self, index: np.ndarray) -> MazeRows:
+        return MazeRows(
+            self.path, self.rows, self.cols, self.inputs[index], self.labels[index], self.row_numbers[index]
+        )
+
 
 def _shape_of(path: Path, first_len: int, rows: int | None, cols: int | None) -> tuple[int, int]:
     if rows is not None and cols is not None:

@@ -199,6 +199,29 @@ def generate_maze_split(
     return train, test
 
 
+def generate_maze_splits(
+    rows: int,
+    cols: int,
+    counts: tuple[int, int, int],
+    seed: int,
+    min_path_len: int,
+    density: tuple[float, float] = (0.28, 0.45),
+    progress: Callable[[int], None] | None = None,
+) -> tuple[MazeSet, MazeSet, MazeSet]:
+    """Train, validation and test sets for ``counts`` = (n_train, n_val, n_test), every wall layout distinct
+    across all three (up to dihedral transforms). Validation is drawn last, so train and test do not depend on it."""
+    n_train, n_val, n_test = counts
+    if n_val < 0:
+        raise ValueError(f"maze counts must be non-negative, got n_val={n_val}")
+    train, test, _, rng, seen = _train_and_test(rows, cols, n_train, n_test, seed, min_path_len, density, progress)
+    val, _ = _generate(rows, cols, n_val, rng, min_path_len, _density(density), seen, "val", progress)
+    return train, val, test
+
+
+def _density(density: tuple[float, float]) -> tuple[float, float]:
+    return float(density[0]), float(density[1])
+
+
 def generate_maze_split_with_stats(
     rows: int,
     cols: int,
@@ -210,11 +233,26 @@ def generate_maze_split_with_stats(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[MazeSet, MazeSet, int]:
     """``generate_maze_split`` plus the number of candidates drawn (acceptance rate = kept / candidates)."""
+    train, test, attempts, _, _ = _train_and_test(rows, cols, n_train, n_test, seed, min_path_len, density, progress)
+    return train, test, attempts
+
+
+def _train_and_test(
+    rows: int,
+    cols: int,
+    n_train: int,
+    n_test: int,
+    seed: int,
+    min_path_len: int,
+    density: tuple[float, float],
+    progress: Callable[[int], None] | None,
+) -> tuple[MazeSet, MazeSet, int, np.random.Generator, set[bytes]]:
+    """The two sets, the candidates drawn, and the generator and layouts seen (for a further set)."""
     if rows < 1 or cols < 1 or rows * cols < 2:
         raise ValueError(f"maze must have at least two cells, got {rows}x{cols}")
     if n_train < 0 or n_test < 0:
         raise ValueError(f"maze counts must be non-negative, got n_train={n_train}, n_test={n_test}")
-    lo, hi = float(density[0]), float(density[1])
+    lo, hi = _density(density)
     if not 0.0 <= lo <= hi < 1.0:
         raise ValueError(f"density range must satisfy 0 <= low <= high < 1, got {density}")
     if min_path_len < 2:
@@ -225,4 +263,4 @@ def generate_maze_split_with_stats(
     seen: set[bytes] = set()
     train, a_train = _generate(rows, cols, n_train, rng, min_path_len, (lo, hi), seen, "train", progress)
     test, a_test = _generate(rows, cols, n_test, rng, min_path_len, (lo, hi), seen, "test", progress)
-    return train, test, a_train + a_test
+    return train, test, a_train + a_test, rng, seen

@@ -28,8 +28,12 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+VAL_COUNT = "source puzzles carved out of the training rows (seeded, whole groups) as the validation split; 0 = none"
+
+
 class SudokuExtreme1kParams(Params):
     train_csv: str
+    val_count: int = Field(ge=0, description=VAL_COUNT)
     num_aug: int = Field(ge=0)
     seed: int
     test_count: int = Field(ge=0, description="generated hard 9x9 test puzzles, disjoint from train")
@@ -41,6 +45,7 @@ class SudokuExtremeFullParams(Params):
     test_csv: str
     subsample_size: int | None = Field(ge=1, description="train rows kept (seeded); None keeps all")
     min_difficulty: int | None
+    val_count: int = Field(ge=0, description=VAL_COUNT)
     num_aug: int = Field(ge=0)
     seed: int
 
@@ -48,6 +53,8 @@ class SudokuExtremeFullParams(Params):
 class MazeHardParams(Params):
     train_csv: str
     test_csv: str
+    val_count: int = Field(ge=0, description=VAL_COUNT)
+    seed: int = Field(description="seeds the validation draw (the maze files need no other randomness)")
     aug: bool
     rows: int | None = Field(ge=1, description="maze height; None = square, inferred from the row length")
     cols: int | None = Field(ge=1)
@@ -57,6 +64,7 @@ class ArcParams(Params):
     source: Literal["kaggle", "json"]
     subsets: list[str]
     test_set: str
+    val_tasks: int = Field(ge=0, description="training tasks whose test pairs become the validation split (seeded)")
     num_aug: int = Field(ge=0)
     seed: int
     kaggle_dir: str
@@ -71,6 +79,7 @@ class ArcParams(Params):
 
 class SudokuGenParams(Params):
     train_count: int = Field(ge=1)
+    val_count: int = Field(ge=1, description="generated validation puzzles, grids disjoint from train and test")
     test_count: int = Field(ge=0)
     num_aug: int = Field(ge=0)
     min_rating: int = Field(ge=0)
@@ -82,6 +91,7 @@ class MazeGenParams(Params):
     rows: int = Field(ge=2)
     cols: int = Field(ge=2)
     train_count: int = Field(ge=1)
+    val_count: int = Field(ge=1, description="generated validation mazes, layouts disjoint from train and test")
     test_count: int = Field(ge=0)
     min_path_len: int = Field(ge=1)
     density_min: float = Field(ge=0.0, lt=1.0)

@@ -1,6 +1,7 @@
 """The official training sampler (docs/reference.md §2.6): groups -> one random puzzle per group -> all of its
 examples, packed into global batches of which each rank keeps its contiguous slice. Fully seeded, so a resume jumps
-straight to its batch with any number of ranks. The algorithm step by step: docs/architecture.md ("Design: the data")."""
+straight to its batch with any number of ranks. The algorithm step by step: docs/architecture.md ("Design: the
+data")."""
 
 from __future__ import annotations
 

@@ -171,19 +171,29 @@ def generate_sudoku_split(
     ``min_rating`` and ``blanks`` (None: minimal puzzles, else exactly that many blank cells) apply to both sets.
     ``progress`` (optional) is called with the running count of kept puzzles
     of the set being generated (train first, then test)."""
+    train, _, test = generate_sudoku_splits(size, n_train, 0, n_test, seed, min_rating, progress, blanks)
+    return train, test
+
+
+def generate_sudoku_splits(
+    size: int,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    seed: int,
+    min_rating: int = 0,
+    progress: Callable[[int], None] | None = None,
+    blanks: int | None = None,
+) -> tuple[SudokuSet, SudokuSet, SudokuSet]:
+    """Train, validation and test sets whose solution grids are pairwise disjoint (9×9: not equivalent under the
+    symmetries). Drawn in the order train, test, validation, so train and test do not depend on ``n_val`` (except
+    for 4×4, whose 288 grids are divided between the three sets up front)."""
     box_shape(size)
-    if n_train < 0 or n_test < 0:
-        raise ValueError(f"puzzle counts must be non-negative, got n_train={n_train}, n_test={n_test}")
+    if min(n_train, n_val, n_test) < 0:
+        raise ValueError(f"puzzle counts must be non-negative, got n_train={n_train}, n_val={n_val}, n_test={n_test}")
     rng = np.random.default_rng(seed)
     if size == 4:
-        pool = _grids_4x4()[rng.permutation(len(_grids_4x4()))]
-        n_test_grids = 0 if n_test == 0 else max(1, round(len(pool) * n_test / max(n_train + n_test, 1)))
-        n_test_grids = min(n_test_grids, len(pool) - (1 if n_train else 0))
-        test_pool, train_pool = pool[:n_test_grids], pool[n_test_grids:]
-        train_source, test_source = _pool_grid_source(train_pool, rng), _pool_grid_source(test_pool, rng)
-        train = _generate(size, n_train, rng, min_rating, train_source, _always, "train", progress, blanks)
-        test = _generate(size, n_test, rng, min_rating, test_source, _always, "test", progress, blanks)
-        return train, test
+        return _split_4x4(n_train, n_val, n_test, rng, min_rating, progress, blanks)
     train_grids: set[bytes] = set()
 
     def new_train_grid(grid: np.ndarray) -> bool:
@@ -193,21 +203,45 @@ def generate_sudoku_split(
         train_grids.add(key)
         return True
 
-    train = _generate(
-        size, n_train, rng, min_rating, _random_grid_source(size, rng), new_train_grid, "train", progress, blanks
-    )
-    test = _generate(
-        size,
-        n_test,
-        rng,
-        min_rating,
-        _random_grid_source(size, rng),
-        _disjoint_filter(train.answers, size),
-        "test",
-        progress,
-        blanks,
-    )
-    return train, test
+    def draw(count: int, allowed: Callable[[np.ndarray], bool], what: str) -> SudokuSet:
+        return _generate(size, count, rng, min_rating, _random_grid_source(size, rng), allowed, what, progress, blanks)
+
+    train = draw(n_train, new_train_grid, "train")
+    test = draw(n_test, _disjoint_filter(train.answers, size), "test")
+    val = draw(n_val, _disjoint_filter(np.concatenate([train.answers, test.answers]), size), "val")
+    return train, val, test
+
+
+def _split_4x4(
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    rng: np.random.Generator,
+    min_rating: int,
+    progress: Callable[[int], None] | None,
+    blanks: int | None,
+) -> tuple[SudokuSet, SudokuSet, SudokuSet]:
+    """4×4 has only 288 grids: each set gets its own slice of them, in proportion to its size (at least one)."""
+    pool = _grids_4x4()[rng.permutation(len(_grids_4x4()))]
+    total = max(n_train + n_val + n_test, 1)
+
+    def share(count: int) -> int:
+        return 0 if count == 0 else max(1, round(len(pool) * count / total))
+
+    n_test_grids = min(share(n_test), len(pool) - (1 if n_train else 0))
+    n_val_grids = min(share(n_val), len(pool) - n_test_grids - (1 if n_train else 0))
+    if n_val and n_val_grids < 1:
+        raise ValueError("no 4x4 grids are left for a validation set; lower test_count or train_count")
+    test_pool = pool[:n_test_grids]
+    val_pool = pool[n_test_grids : n_test_grids + n_val_grids]
+    train_pool = pool[n_test_grids + n_val_grids :]
+
+    def draw(count: int, grids: np.ndarray, what: str) -> SudokuSet:
+        source = _pool_grid_source(grids, rng)
+        return _generate(4, count, rng, min_rating, source, _always, what, progress, blanks)
+
+    train, test = draw(n_train, train_pool, "train"), draw(n_test, test_pool, "test")
+    return train, draw(n_val, val_pool, "val"), test
 
 
 def _always(_grid: np.ndarray) -> bool:

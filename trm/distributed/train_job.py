@@ -38,14 +38,15 @@ from trm.s3 import S3Settings
 from trm.train.checkpoint import load_trainer, write_checkpoint
 from trm.train.hooks import EvalSummaries, Report
 from trm.train.loop import LoopHooks, train
+from trm.train.selection import TIMING_KEYS, Selection, checkpoint_score, score_of
 from trm.train.trainer import Trainer
 
-SCORE_METRIC = "eval_exact_accuracy"  # what "best" means for checkpoints and trials
-# What Tune's ASHA ranks: eval exact accuracy, with token accuracy only breaking ties. Early in a run every trial is
-# often at 0 exact accuracy, where ASHA could not tell them apart; the tie-break weight is too small to outrank one
-# more exactly solved puzzle in a test split of fewer than 1000 puzzles.
+SCORE_METRIC = "eval_exact_accuracy"  # the headline validation metric of a report
+# What Ray keeps and ranks checkpoints by: the validation `eval.metric` of the checkpoint's own step; NaN for a
+# checkpoint saved between evaluations (trm.train.selection.checkpoint_score), so a stale score never wins.
+CHECKPOINT_SCORE = "checkpoint_score"
+# What Tune's ASHA ranks: validation exact accuracy, token accuracy breaking ties (trm.train.selection.score_of).
 TUNE_SCORE = "eval_score"
-TIE_BREAK_WEIGHT = 1e-3
 RAY_META_KEY = "ray"  # extra section in state.json: restore count across attempts
 EVAL_KEYS = ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps", "puzzles_per_second")
 
@@ -100,6 +101,14 @@ class RayTrainResult(BaseModel):
     restores: int = 0  # how many attempts of this run started from a checkpoint, over all fits
     restored_from_step: int | None = None
     workers: int = 1
+    selection: Selection | None = None  # rank 0's record of the selected step (validation split)
+
+    @property
+    def selected_checkpoint(self) -> str | None:
+        """The checkpoint to hand on: the best validation step's, or the last one with ``eval.select: last``."""
+        if self.selection is not None and self.selection.rule == "last":
+            return self.latest_checkpoint
+        return self.best_checkpoint or self.latest_checkpoint
 
 
 # ---------------------------------------------------------------------------------------------- the worker side
@@ -114,14 +123,16 @@ def eval_metrics(evals: EvalSummaries) -> dict[str, float]:
                 if index == 0:
                     out[f"eval_{key}"] = float(summary[key])
     if evals:
-        out[TUNE_SCORE] = out[SCORE_METRIC] + TIE_BREAK_WEIGHT * out.get("eval_accuracy", 0.0)
+        out[TUNE_SCORE] = score_of(evals, "exact_accuracy")
     return out
 
 
-def ray_metrics(report: Report, restores: int) -> dict[str, Any]:
-    """What one ``ray.train.report`` carries (Tune sees the same through TuneReportCallback)."""
+def ray_metrics(report: Report, restores: int, metric: str = "exact_accuracy") -> dict[str, Any]:
+    """What one ``ray.train.report`` carries (Tune sees the same through TuneReportCallback); ``metric`` is the
+    config's ``eval.metric``, the checkpoint score."""
     metrics: dict[str, Any] = {f"train_{k}": float(v) for k, v in report.train.items()}
     metrics.update(eval_metrics(report.evals))
+    metrics[CHECKPOINT_SCORE] = checkpoint_score(report, metric)
     metrics.update(
         {
             "step": report.step,
@@ -143,8 +154,9 @@ class RayCheckpoints:
     """The loop's checkpoint hook inside a Ray Train worker: restore from ``ray.train.get_checkpoint()``, report
     every checkpoint (rank 0 uploads it) and every evaluation to Ray."""
 
-    def __init__(self) -> None:
+    def __init__(self, metric: str = "exact_accuracy") -> None:
         self.restores = 0
+        self.metric = metric
 
     def restore(self, trainer: Trainer) -> int | None:
         checkpoint = ray.train.get_checkpoint()
@@ -157,7 +169,7 @@ class RayCheckpoints:
 
     def save(self, trainer: Trainer, report: Report) -> str | None:
         tensors, meta = trainer.state_dict()  # collective: carries are gathered from every rank
-        metrics = ray_metrics(report, self.restores)
+        metrics = ray_metrics(report, self.restores, self.metric)
         if trainer.rank != 0:
             ray.train.report(metrics)
             return None
@@ -169,7 +181,7 @@ class RayCheckpoints:
         return name
 
     def report(self, report: Report) -> None:
-        ray.train.report(ray_metrics(report, self.restores))
+        ray.train.report(ray_metrics(report, self.restores, self.metric))
 
 
 def _worker_device(use_gpu: bool) -> torch.device:
@@ -203,7 +215,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
             "started": time.time(),
         },
     )
-    checkpoints = RayCheckpoints()
+    checkpoints = RayCheckpoints(config.eval.metric)
     # rank 0 keeps the per-step metrics.jsonl in run.path(); on a multi-node cluster that folder must be shared
     hooks = LoopHooks(checkpoints=checkpoints, evaluate=TrainingEvaluator.for_run(config))
     result = train(
@@ -220,6 +232,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         "total_steps": result.total_steps,
         "restores": checkpoints.restores,
         "restored_from_step": result.restored_from_step,
+        "selection": result.selection.model_dump(mode="json") if result.selection else None,
     }
 
 
@@ -235,7 +248,7 @@ def build_torch_trainer(
     keep_best: int = 2,
     worker_info_dir: str | None = None,
     callbacks: list[Any] | None = None,
-    score_attribute: str = SCORE_METRIC,
+    score_attribute: str = CHECKPOINT_SCORE,
 ) -> TorchTrainer:
     """A configured ``TorchTrainer`` (not started). Tune's trials call this too, adding TuneReportCallback and
     keeping checkpoints by the metric Tune ranks with (so the checkpoint Tune calls best is never deleted)."""
@@ -331,11 +344,13 @@ def run_ray_training(
 def summarize_result(
     result: ray.train.Result, storage: Storage, name: str, workers: int, seconds: float
 ) -> RayTrainResult:
-    """Turn a Ray ``Result`` into our record (best = highest eval exact accuracy, latest on ties)."""
+    """Turn a Ray ``Result`` into our record (best = highest validation checkpoint score, the earlier step on
+    ties, as trm.train.selection decides)."""
     returned = result.return_value or {}
     metrics = dict(result.metrics or {})
-    kept = list(result.best_checkpoints or [])
-    best = max(kept, key=lambda item: (_score(item[1]), item[1].get("step", 0))) if kept else None
+    kept = [item for item in result.best_checkpoints or [] if not math.isinf(_score(item[1]))]
+    best = max(kept, key=lambda item: (_score(item[1]), -item[1].get("step", 0))) if kept else None
+    selection = returned.get("selection")
     restored_from = returned.get("restored_from_step")
     return RayTrainResult(
         name=name,
@@ -346,18 +361,44 @@ def summarize_result(
         seconds=seconds,
         best_checkpoint=checkpoint_uri(storage, best[0].path) if best else None,
         latest_checkpoint=checkpoint_uri(storage, result.checkpoint.path) if result.checkpoint else None,
-        checkpoints=sorted(checkpoint_uri(storage, c.path) for c, _ in kept),
+        checkpoints=sorted(checkpoint_uri(storage, c.path) for c, _ in result.best_checkpoints or []),
         metrics=metrics,
         best_metrics=dict(best[1]) if best else {},
         restored=restored_from is not None,
         restores=int(returned.get("restores") or metrics.get("restores") or 0),
         restored_from_step=restored_from,
         workers=workers,
+        selection=Selection.model_validate(selection) if selection else None,
+    )
+
+
+def selection_from_report(report: dict[str, Any], config: TRMConfig, rule: str = "best") -> Selection:
+    """The selection record of a checkpoint known only by its Ray report (a Tune trial's best checkpoint):
+    its step and its ``eval_<mode>_<key>`` validation metrics."""
+    prefixes = {f"eval_{mode}_": mode for mode in config.eval.modes}
+    metrics = {
+        f"{mode}/{key.removeprefix(prefix)}": float(value)
+        for key, value in report.items()
+        for prefix, mode in prefixes.items()
+        if key.startswith(prefix)
+        and isinstance(value, (int, float))
+        and key.removeprefix(prefix) in EVAL_KEYS
+        and key.removeprefix(prefix) not in TIMING_KEYS
+    }
+    label = f"{config.eval.modes[0]}/{config.eval.metric}" if config.eval.modes else config.eval.metric
+    return Selection(
+        rule="best" if rule == "best" else "last",
+        split=config.eval.split,
+        metric=label,
+        step=int(report["step"]) if "step" in report else None,
+        value=metrics.get(label),
+        metrics=metrics,
+        evaluations=0,
     )
 
 
 def _score(metrics: dict[str, Any]) -> float:
-    value = float(metrics.get(SCORE_METRIC, math.nan))
+    value = float(metrics.get(CHECKPOINT_SCORE, math.nan))
     return -math.inf if math.isnan(value) else value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from trm.distributed.cluster import connect
 from trm.distributed.space import SearchSettings, SearchSpace, load_space, trial_config
 from trm.distributed.storage import Storage, resolve_storage
 from trm.distributed.train_job import (
+    CHECKPOINT_SCORE,
     RayScaling,
     absolute_run_folder,
     build_torch_trainer,
@@ -104,7 +106,6 @@ def _run_trial(
         max_failures=settings.max_failures,
         keep_best=1,
         callbacks=[TuneReportCallback()],
-        score_attribute=settings.metric,
     )
     trainer.fit()
 
@@ -214,8 +215,9 @@ def _trial_row(result: Any, metric: str, storage: Storage, max_reports: int) -> 
     """One trial: its parameters, how far it ran, and its best checkpointed report."""
     history = result.metrics_dataframe
     records = history.to_dict("records") if history is not None and len(history) else []
-    scored = [r for r in records if r.get(metric) == r.get(metric) and r.get("checkpoint_path")]  # not NaN
-    top = max(scored, key=lambda r: (r[metric], r.get("step", 0))) if scored else {}
+    # checkpoints evaluated at their own step (a stale score is NaN), best validation score, earlier step on ties
+    scored = [r for r in records if _finite(r.get(CHECKPOINT_SCORE)) and r.get("checkpoint_path")]
+    top = max(scored, key=lambda r: (r[CHECKPOINT_SCORE], -r.get("step", 0))) if scored else {}
     params = dict(result.config or {})
     return {
         "trial": (result.metrics or {}).get("trial_id") or Path(str(result.path)).name,
@@ -231,6 +233,10 @@ def _trial_row(result: Any, metric: str, storage: Storage, max_reports: int) -> 
         "_params": params,
         "_metrics": {k: v for k, v in top.items() if isinstance(v, (int, float, str))},
     }
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def summarize(

@@ -188,8 +188,9 @@ class ArcEvaluator:
                 self._input_hashes[(task_id, i)] = grid_hash(_as_grid(pair["input"], task_id, i, "input"))
 
     @classmethod
-    def for_dataset(cls, dataset_dir: Path, **options) -> ArcEvaluator:
-        return cls(load_test_puzzles(Path(dataset_dir) / "test_puzzles.json"), **options)
+    def for_dataset(cls, dataset_dir: Path, split: str = "test", **options) -> ArcEvaluator:
+        """Scored against ``<split>_puzzles.json``: the raw held-out tasks of that split (test, or val)."""
+        return cls(load_test_puzzles(Path(dataset_dir) / f"{split}_puzzles.json"), **options)
 
     def begin(self) -> None:
         """Start an evaluation round: forget earlier votes unless pooling across evaluations was asked for."""
@@ -239,7 +240,7 @@ class ArcEvaluator:
             if rows.pair_kind[row] != "test":
                 raise ArcEvalError(f"{where}: pair_kind is {rows.pair_kind[row]!r}, expected 'test'")
             if (task_id, test_index) not in self._targets:
-                raise ArcEvalError(f"{where}: not in test_puzzles.json")
+                raise ArcEvalError(f"{where}: not among the split's held-out tasks (<split>_puzzles.json)")
             dihedral_id, value_map = int(rows.dihedral[row]), rows.value_map[row]
             if rows.inputs is not None:
                 original_input = invert_augmentation(input_grids[j], dihedral_id, value_map)

@@ -40,7 +40,8 @@ class TrainingEvaluator:
     def _open(self, trainer: Trainer) -> PuzzleDataset:
         if self._dataset is None:
             self._dataset = PuzzleDataset.open(trainer.dataset.path, trainer.config.eval.split)
-            self._arc = ArcEvaluator.for_dataset(self._dataset.path) if is_arc(self._dataset) else None
+            dataset = self._dataset
+            self._arc = ArcEvaluator.for_dataset(dataset.path, dataset.split) if is_arc(dataset) else None
         return self._dataset
 
     def __call__(self, trainer: Trainer) -> EvalSummaries:

@@ -125,6 +125,42 @@ def _flat(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
+def describe_selection(selection: dict[str, Any] | None) -> str:
+    """One line: which training step these weights are, chosen how, on which split."""
+    if not selection:
+        return "not recorded"
+    step = selection.get("step")
+    if selection.get("rule") == "last":
+        text = f"step {step}: the last step (eval.select: last)"
+    else:
+        value = selection.get("value")
+        shown = f" = {value:.4f}" if isinstance(value, (int, float)) else ""
+        text = (
+            f"step {step}: best {selection.get('metric')}{shown} on the {selection.get('split')} split among "
+            f"{selection.get('evaluations')} evaluation(s)"
+        )
+    return text + (" (stopped early)" if selection.get("stopped_early") else "")
+
+
+def _metrics_lines(manifest: Manifest) -> list[str]:
+    """Validation (at the selected step) beside test (measured once, on that step's weights)."""
+    test = dict(_flat(manifest.metrics))
+    selection = manifest.selection or {}
+    val = dict(_flat(selection.get("metrics") or {}))
+    if not test and not val:
+        return ["No metrics were recorded."]
+    if not val:  # published without a selection record (e.g. `trm models publish` of a bare export)
+        return [table(["metric", "value"], list(test.items()))]
+    keys = list(test) + [key for key in val if key not in test]
+    split = selection.get("split", "validation")
+    rows = [(key, val.get(key, ""), test.get(key, "")) for key in keys]
+    return [
+        f"Selected: {describe_selection(manifest.selection)}. Test is measured once, on the selected weights.",
+        "",
+        table(["metric", f"{split} (step {selection.get('step', '-')})", "test"], rows),
+    ]
+
+
 def render_model_card(manifest: Manifest, store_url: str) -> str:
     """Markdown model card: what it is, its metrics, the curve, where it came from, how to load it."""
     created = manifest.created_at.isoformat(timespec="seconds")
@@ -136,8 +172,7 @@ def render_model_card(manifest: Manifest, store_url: str) -> str:
         "## Metrics",
         "",
     ]
-    rows = _flat(manifest.metrics)
-    lines.append(table(["metric", "value"], rows) if rows else "No metrics were recorded.")
+    lines += _metrics_lines(manifest)
     lines += ["", "## Training curve", "", "![training curve](training_curve.png)", "", "## Lineage", ""]
     lines += _lineage_lines(manifest)
     model_cfg = manifest.config.get("model", {})

@@ -105,7 +105,10 @@ class Manifest(BaseModel):
         "(data built, training started/finished); created_at is the publish time",
     )
     environment: EnvironmentInfo | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict, description="the test split, measured once")
+    selection: dict[str, Any] | None = Field(
+        None, description="the training step handed on: rule, validation split, metric, step, its validation metrics"
+    )
     extra: dict[str, Any] = Field(default_factory=dict, description="free-form notes from the publisher")
 
     @field_validator("name")

@@ -24,6 +24,9 @@ class PublishRequest(BaseModel):
         None, description="metrics.jsonl for the training curve; None: beside the weights or in the run folder above"
     )
     config: dict[str, Any] | None = Field(None, description="the full training config; None: the exported config")
+    selection: dict[str, Any] | None = Field(
+        None, description="which step was handed on and why (validation metrics); None: selection.json of the run"
+    )
     dataset_dir: Path | None = Field(None, description="built dataset folder (its metadata.json is recorded)")
     dataset_metadata: dict[str, Any] | None = Field(None, description="None: read from dataset_dir")
     dvc_stage: str | None = Field(None, description="dvc.lock stage whose hashes are recorded")

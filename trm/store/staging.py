@@ -30,6 +30,7 @@ class CheckedRequest:
     request: PublishRequest
     metrics: dict[str, Any]
     metrics_log: Path | None
+    selection: dict[str, Any] | None
     config: dict[str, Any]
     repo_dir: Path
     data: DataLineage | None
@@ -63,11 +64,18 @@ def check_request(request: PublishRequest) -> CheckedRequest:
         request=request,
         metrics=metrics,
         metrics_log=request.metrics_log or _find_metrics_log(model_dir),
+        selection=plain_json(request.selection) if request.selection is not None else _find_selection(model_dir),
         config=plain_json(request.config) if request.config is not None else model_config,
         repo_dir=repo,
         data=data,
         dataset_metadata=plain_json(dataset_metadata) if dataset_metadata is not None else None,
     )
+
+
+def _find_selection(model_dir: Path) -> dict[str, Any] | None:
+    """``selection.json`` of the run folder holding ``export/`` (written by the training loop), if any."""
+    found = read_optional_json(model_dir.parent / "selection.json")
+    return found or None
 
 
 def _find_metrics_log(model_dir: Path) -> Path | None:
@@ -94,6 +102,7 @@ def draft_manifest(checked: CheckedRequest, version: int) -> Manifest:
         timestamps=dict(request.timestamps),
         environment=lineage.collect_environment(),
         metrics=checked.metrics,
+        selection=checked.selection,
         extra=plain_json(request.extra),
     )
 

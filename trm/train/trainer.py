@@ -122,6 +122,7 @@ class Trainer:
         if self.total_steps < 1:
             raise ValueError(f"the step budget is {self.total_steps}: raise train.epochs or set train.max_steps")
         self.step_count = 0
+        self.loop_state: dict[str, Any] = {}  # JSON state of the loop around us (checkpoint selection), checkpointed
         self.carries: list[TRMCarry | None] = [None] * train_cfg.grad_accum_steps
         self.forward = self.model
         if train_cfg.compile and self.device.type == "cuda":
@@ -255,6 +256,7 @@ class Trainer:
             },
             "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
             "config": self.config.model_dump(mode="json"),
+            "loop": self.loop_state,
         }
         return tensors, meta
 
@@ -288,6 +290,7 @@ class Trainer:
         )
         random.setstate((meta["rng_python"][0], tuple(meta["rng_python"][1]), meta["rng_python"][2]))
         self.step_count = int(meta["step"])
+        self.loop_state = dict(meta.get("loop") or {})
 
     def _global_carry_tensors(self) -> dict[str, torch.Tensor]:
         """Carry tensors of all ranks and micro-batches, concatenated in global row order, as ``carry.<key>``."""
