@@ -15,8 +15,15 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from trm.evaluate.arc import ArcEvaluator
-from trm.evaluate.report import build_report, evaluate_modes, is_arc, open_for_evaluation, write_report
+from trm.evaluate.arc import check_submission
+from trm.evaluate.report import (
+    arc_evaluator,
+    bounds_of,
+    build_report,
+    evaluate_modes,
+    open_for_evaluation,
+    write_report,
+)
 
 TIMING_KEYS = {"seconds", "puzzles_per_second"}
 HEADLINE_KEYS = ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps", "count")
@@ -60,7 +67,7 @@ def evaluate_export(
     model, config, dataset = open_for_evaluation(export_dir, data_dir, split)
     chosen = list(modes or config.eval.modes)
     size = batch_size or config.eval.batch_size
-    arc = ArcEvaluator.for_dataset(dataset.path, split) if is_arc(dataset) else None
+    arc = arc_evaluator(dataset)
     results, arc_result = evaluate_modes(model, dataset, size, chosen, "cpu", arc=arc)
     report = build_report(
         results,
@@ -70,8 +77,11 @@ def evaluate_export(
         split=split,
         batch_size=size,
         device="cpu",
+        bounded=bounds_of(dataset, config),
     )
     path = write_report(report, Path(out_dir), arc_result)
+    if arc is not None:  # what a leaderboard would read: every scored task, k attempts per test pair
+        check_submission(Path(out_dir) / "submission.json", arc.test_puzzles)
     metrics, timings = headline_metrics(report)
     get_run_logger().info("evaluation of %s on %s/%s: %s", export_dir, dataset.path.name, split, metrics)
     return EvalOutcome(metrics=metrics, throughput=timings, report_path=str(path))

@@ -68,7 +68,14 @@ class RetrainPlan(BaseModel):
     eval_modes: list[str] | None
     where: Infrastructure
     publishing: PublishOptions
+    rehearse: bool = False
+    budget_overrides: list[str] = Field(default_factory=list, description="a rehearsal's budget, before overrides")
     timestamps: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def training_overrides(self) -> list[str]:
+        """What training gets: the rehearsal budget (if any), then the user's overrides, which win."""
+        return [*self.budget_overrides, *self.overrides]
 
 
 def now() -> str:
@@ -108,6 +115,14 @@ def check_training(config: TRMConfig, preset: str, workers: int, tune: TuneReque
         check_batch_split(config, space.search.workers_per_trial)
 
 
+def check_rehearsal(tune: TuneRequest | None, publishing: PublishOptions) -> None:
+    """A rehearsal trains once and publishes a model nobody should deploy: no search, no aliases."""
+    if tune is not None:
+        raise UsageError("rehearse: a rehearsal runs one training, not a search; drop tune")
+    if publishing.aliases:
+        raise UsageError(f"rehearse: a rehearsal publishes no aliases (got {publishing.aliases}); drop them")
+
+
 def check_publishing(store_url: str, model_name: str, options: PublishOptions) -> None:
     """The store URL parses (nothing is contacted yet), the model name and the aliases are valid."""
     check_name(model_name)
@@ -131,6 +146,7 @@ def plan_retrain(
     infrastructure: Infrastructure | None,
     publishing: PublishOptions | None,
     run_id: str,
+    rehearse: bool = False,
 ) -> RetrainPlan:
     """Every parameter checked and every default resolved; raises ``UsageError`` naming the first wrong one."""
     where, publishing = infrastructure or Infrastructure(), publishing or PublishOptions()
@@ -148,7 +164,11 @@ def plan_retrain(
     check_training(config, preset, workers, tune)
     if eval_modes is not None and (not eval_modes or set(eval_modes) - set(MODES)):
         raise UsageError(f"eval_modes {eval_modes}: expected a non-empty subset of {list(MODES)}")
+    if rehearse:
+        check_rehearsal(tune, publishing)
     name = model_name or config.run.name
+    if rehearse and not name.endswith("-rehearsal"):  # never under the name production aliases point into
+        name = f"{name}-rehearsal"
     store = store_url or os.environ.get("TRM_STORE") or str(repo / "artifacts")
     check_publishing(store, name, publishing)
     check_infrastructure(where, repo)
@@ -165,5 +185,6 @@ def plan_retrain(
         eval_modes=eval_modes,
         where=where,
         publishing=publishing,
+        rehearse=rehearse,
         timestamps={"started": now()},
     )

@@ -19,20 +19,33 @@ from typing import Annotated, Any
 
 import typer
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, Field
 
-from pipelines.artifacts import record_run_artifacts
+from pipelines.artifacts import artifact_key, record_run_artifacts
 from pipelines.evaluate import EvalOutcome, evaluate
 from pipelines.plan import Infrastructure, PublishOptions, RetrainPlan, TuneRequest, now, plan_retrain
 from pipelines.preflight import preflight
 from pipelines.prepare_data import PreparedData, prepare_data
 from pipelines.project import local_prefect_settings
 from pipelines.publish import PublishedModel, publish
+from pipelines.rehearsal import (
+    RehearsalBudget,
+    RehearsalReport,
+    full_run_flops,
+    gpu_projection,
+    rehearsal_overrides,
+    training_rate,
+)
+from pipelines.stages import StageMeter, StageUsage
 from pipelines.train import TrainOutcome, train
 from pipelines.tune import tune as tune_flow
 from trm.atomic import atomic_write_json
 from trm.cli.output import OneLineErrors, set_debug
+from trm.config import TRMConfig, load_config
+from trm.data.dataset_folder import read_metadata
+from trm.model.flops import supervision_step_flops
 from trm.store import PublishRequest, redact
 from trm.store.card import describe_selection
 
@@ -47,6 +60,8 @@ class RetrainSummary(BaseModel):
     throughput: dict[str, float]
     eval_report: str
     run_dir: str
+    stages: dict[str, StageUsage] = Field(default_factory=dict)  # wall time and peak RAM per stage
+    rehearsal: RehearsalReport | None = None
 
 
 def _training(plan: RetrainPlan, prepared: PreparedData) -> tuple[TrainOutcome, str | None, str | None]:
@@ -57,7 +72,7 @@ def _training(plan: RetrainPlan, prepared: PreparedData) -> tuple[TrainOutcome, 
             plan.preset,
             data_root,
             str(plan.run_dir),
-            overrides=plan.overrides,
+            overrides=plan.training_overrides,
             ray_address=where.ray_address,
             workers=plan.workers,
             ray_storage=where.ray_storage,
@@ -104,6 +119,7 @@ def _publish_request(
             "overrides": plan.overrides,
             "workers": plan.workers,
             "tune": plan.tune is not None,
+            "rehearsal": plan.rehearse,
             "prefect_flow_run": str(current_flow_run.get_id() or ""),
         },
     )
@@ -132,6 +148,41 @@ def _facts(
     }
 
 
+def _rehearsal_plan(plan: RetrainPlan, prepared: PreparedData) -> RetrainPlan:
+    """With ``plan.rehearse``, the rehearsal's budget goes before the user's own overrides (which still win)."""
+    if not plan.rehearse:
+        return plan
+    config = load_config(plan.preset, plan.overrides)
+    budget = rehearsal_overrides(config, read_metadata(Path(prepared.data_dir)), plan.workers, RehearsalBudget())
+    get_run_logger().info("rehearsal of %s: %s", plan.preset, " ".join(budget))
+    return plan.model_copy(update={"budget_overrides": budget})
+
+
+def _rehearsal_report(
+    plan: RetrainPlan, prepared: PreparedData, trained: TrainOutcome, evaluated: EvalOutcome, meter: StageMeter
+) -> RehearsalReport:
+    """Stage costs measured here and the full run's projection (from the preset as given, without the budget)."""
+    full = full_run_flops(load_config(plan.preset, plan.overrides), read_metadata(Path(prepared.data_dir)))
+    rate = training_rate(trained.metrics_log)
+    rehearsed = TRMConfig.model_validate(trained.config) if trained.config else None
+    achieved = None
+    if rate and rehearsed is not None:
+        batch = rehearsed.train.global_batch_size
+        achieved = rate * batch * supervision_step_flops(rehearsed.model).training / 1e9
+    return RehearsalReport(
+        preset=plan.preset,
+        workers=plan.workers,
+        overrides=plan.budget_overrides,
+        stages=dict(meter.stages),
+        train_steps_per_second=rate,
+        cpu_gflops_achieved=achieved,
+        full_run=full,
+        projection=gpu_projection(full),
+        metrics=evaluated.metrics,
+        model="",
+    )
+
+
 @flow(name="retrain", log_prints=True)
 def retrain(
     preset: str = "smoke",
@@ -144,10 +195,12 @@ def retrain(
     eval_modes: list[str] | None = None,
     infrastructure: Infrastructure | None = None,
     publishing: PublishOptions | None = None,
+    rehearse: bool = False,
 ) -> RetrainSummary:
     """Retrain ``preset`` (+ dotted ``overrides``) on ``dataset`` (default: the preset's) with ``workers`` Ray
     workers, or run the ``tune`` search; evaluate on the test split and publish as ``model_name`` (default: the
-    preset's run name) to ``store_url`` (default $TRM_STORE, else <checkout>/artifacts)."""
+    preset's run name) to ``store_url`` (default $TRM_STORE, else <checkout>/artifacts). ``rehearse`` runs the
+    preset's real data and model through every stage on a CPU-sized budget (pipelines/rehearsal.py)."""
     plan = plan_retrain(
         preset=preset,
         dataset=dataset,
@@ -160,26 +213,56 @@ def retrain(
         infrastructure=infrastructure,
         publishing=publishing,
         run_id=str(current_flow_run.get_id() or uuid.uuid4())[:8],
+        rehearse=rehearse,
     )
-    preflight(plan, say=get_run_logger().info)
-    prepared = prepare_data(plan.dataset, remote=plan.where.dvc_remote, repo_dir=str(plan.repo_dir))
-    get_run_logger().info(
-        "data %s: md5 %s, %s",
-        prepared.stage,
-        prepared.md5,
-        f"rebuilt ({prepared.stages_ran})" if prepared.stages_ran else "unchanged",
-    )
+    meter = StageMeter()
+    with meter.stage("preflight"):
+        preflight(plan, say=get_run_logger().info)
+    with meter.stage("data"):
+        prepared = prepare_data(plan.dataset, remote=plan.where.dvc_remote, repo_dir=str(plan.repo_dir))
+    _log_data(prepared)
     plan.timestamps["data_ready"] = now()
-    trained, tune_run, tune_trial = _training(plan, prepared)
+    plan = _rehearsal_plan(plan, prepared)
+    with meter.stage("train"):
+        trained, tune_run, tune_trial = _training(plan, prepared)
     plan.timestamps["training_finished"] = now()
-    evaluated = evaluate(
-        trained.export_dir, prepared.data_dir, out_dir=str(plan.run_dir / "eval"), modes=plan.eval_modes
-    )
+    with meter.stage("evaluate"):
+        evaluated = evaluate(
+            trained.export_dir, prepared.data_dir, out_dir=str(plan.run_dir / "eval"), modes=plan.eval_modes
+        )
+    return _finish(plan, prepared, trained, (tune_run, tune_trial), evaluated, meter)
+
+
+def _log_data(prepared: PreparedData) -> None:
+    rebuilt = f"rebuilt ({prepared.stages_ran})" if prepared.stages_ran else "unchanged"
+    get_run_logger().info("data %s: md5 %s, %s", prepared.stage, prepared.md5, rebuilt)
+
+
+def _finish(
+    plan: RetrainPlan,
+    prepared: PreparedData,
+    trained: TrainOutcome,
+    tune_names: tuple[str | None, str | None],
+    evaluated: EvalOutcome,
+    meter: StageMeter,
+) -> RetrainSummary:
+    """Publish (a rehearsal with its report in the manifest), record artifacts, write retrain.json."""
+    tune_run, tune_trial = tune_names
     request = _publish_request(plan, prepared, trained, tune_run, tune_trial, evaluated)
+    rehearsal = _rehearsal_report(plan, prepared, trained, evaluated, meter) if plan.rehearse else None
+    if rehearsal is not None:
+        request.extra["rehearsal"] = rehearsal.model_dump(mode="json", exclude={"model", "metrics"})
     options = plan.publishing
-    published = publish(request, store_url=plan.store_url, retries=options.retries, retry_delay_s=options.retry_delay_s)
+    with meter.stage("publish"):
+        published = publish(
+            request, store_url=plan.store_url, retries=options.retries, retry_delay_s=options.retry_delay_s
+        )
     facts = _facts(plan, prepared, trained, tune_run, published, evaluated)
     record_run_artifacts(published, evaluated.metrics, facts, plan.store_url)
+    if rehearsal is not None:
+        rehearsal = rehearsal.model_copy(update={"stages": dict(meter.stages), "model": published.uri})
+        atomic_write_json(plan.run_dir / "rehearsal.json", rehearsal.model_dump(mode="json"))
+        create_markdown_artifact(rehearsal.markdown(), key=artifact_key("rehearsal", plan.model_name))
     summary = RetrainSummary(
         model=published,
         data=prepared,
@@ -188,6 +271,8 @@ def retrain(
         throughput=evaluated.throughput,
         eval_report=evaluated.report_path,
         run_dir=str(plan.run_dir),
+        stages=dict(meter.stages),
+        rehearsal=rehearsal,
     )
     atomic_write_json(plan.run_dir / "retrain.json", summary.model_dump(mode="json", exclude={"train": {"config"}}))
     print(f"published {published.uri}\n  model card: {published.card_url}\n  training curve: {published.curve_url}")
@@ -217,6 +302,9 @@ def command(
     select: Annotated[
         SelectRule | None, typer.Option(help="hand on the best validation step (default) or the last step")
     ] = None,
+    rehearse: Annotated[
+        bool, typer.Option("--rehearse", help="dress rehearsal: real data and model, CPU-sized budget, projection")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a failure")] = False,
 ) -> None:
     """Run the retrain flow in this process (Prefect without a server unless PREFECT_API_URL points at one) and
@@ -234,6 +322,7 @@ def command(
         "eval_modes": None,
         "infrastructure": Infrastructure(ray_address=ray_address, repo_dir=repo_dir),
         "publishing": None,
+        "rehearse": rehearse,
     }
     plan = plan_retrain(**request, run_id="preflight")
     preflight(plan)
@@ -245,6 +334,8 @@ def command(
         f"Training curve:  {model.curve_url}\nSelected:        {describe_selection(summary.train.selection)}\n"
         f"Test metrics:    {json.dumps(summary.metrics)}"
     )
+    if summary.rehearsal is not None:
+        print(f"\n{summary.rehearsal.markdown()}\nReport:          {summary.run_dir}/rehearsal.json")
 
 
 def main() -> None:

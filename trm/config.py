@@ -120,6 +120,12 @@ class EvalConfig(BaseModel):
     patience: int | None = Field(
         None, ge=1, description="stop when `metric` has not improved for this many evaluations; None = never"
     )
+    max_groups: int | None = Field(
+        None, gt=0, description="evaluate only the first N groups (puzzles, ARC tasks) of a split; None = all"
+    )
+    max_variants: int | None = Field(
+        None, gt=0, description="and of each group only its first M puzzles (augmented variants); None = all"
+    )
 
     @model_validator(mode="after")
     def _never_on_test(self) -> EvalConfig:

@@ -216,3 +216,19 @@ def test_decoded_cache_drops_an_entry_that_fails_its_checks(shaped_dataset, tmp_
         with pytest.raises(DatasetFormatError, match="vocab_size is 12"):
             PuzzleDataset.open(folder, "train", cache_dir=cache)
         assert list(cache.iterdir()) == []
+
+
+def test_head_keeps_whole_puzzles_of_the_first_groups(shaped_dataset, rows_of) -> None:
+    ds = PuzzleDataset.open(shaped_dataset(SHAPE), "train")  # groups of puzzles [1,3] [2] [1,1,1] [4] examples
+    assert ds.head() is ds and ds.rows is None
+    view = ds.head(max_groups=3, max_variants=2)  # puzzles kept: g0 both, g1 its one, g2 the first two
+    assert view.num_groups == 3 and view.num_puzzles == 5
+    assert view.group_offsets.tolist() == [0, 2, 3, 5]
+    assert view.puzzle_offsets.tolist() == [0, 1, 4, 6, 7, 8]
+    assert view.rows.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert rows_of(view.inputs.numpy()).tolist() == view.rows.tolist()
+    assert view.puzzle_identifiers.tolist() == ds.puzzle_identifiers[:8].tolist()
+    only_variants = ds.head(max_variants=1)  # every group, its first puzzle with all of that puzzle's examples
+    assert only_variants.rows.tolist() == [0, 4, 5, 6, 9, 10, 11, 12]
+    nested = only_variants.head(max_groups=2)
+    assert nested.rows.tolist() == [0, 4, 5] and rows_of(nested.inputs.numpy()).tolist() == [0, 4, 5]

@@ -13,6 +13,7 @@ from trm.evaluate.arc import (
     ArcEvalError,
     ArcEvaluator,
     ArcTestRows,
+    check_submission,
     crop_colour_grids,
     grid_hash,
     invert_augmentation,
@@ -179,6 +180,45 @@ def test_submission_layout(tmp_path) -> None:
     assert submission["t2"][0] == {"attempt_1": B.tolist(), "attempt_2": WRONG.tolist()}
     assert submission["t2"][1] == {"attempt_1": [[0]], "attempt_2": [[0]]}  # no prediction at all
     assert not list((tmp_path / "out").glob(".*tmp"))
+
+
+def test_an_empty_crop_votes_but_never_reaches_the_submission(tmp_path) -> None:
+    ev = _evaluator()
+    empty = np.zeros((0, 0), dtype=np.uint8)  # the model put no colour in the top-left cell
+    for _ in range(3):
+        ev.add_vote("t1", 0, empty, 0.0)
+    ev.add_vote("t1", 0, B, 0.0)
+    result = ev.result()
+    assert [c.votes for c in ev.ranked("t1", 0)] == [3, 1]  # still a candidate, as officially
+    assert result.submission["t1"][0] == {"attempt_1": B.tolist(), "attempt_2": B.tolist()}
+    path = write_submission(result, tmp_path / "submission.json")
+    check_submission(path, ev.test_puzzles)
+
+
+def test_check_submission_names_what_is_wrong(tmp_path) -> None:
+    ev = _evaluator()
+    good = json.loads(write_submission(ev.result(), tmp_path / "good.json").read_text())
+    check_submission(tmp_path / "good.json", ev.test_puzzles)
+    broken = {
+        "a task is missing": {"t1": good["t1"]},
+        "test-pair entries": {**good, "t2": good["t2"][:1]},
+        "expected keys": {**good, "t1": [{"attempt_1": [[1]]}]},
+        "not a non-empty grid": {**good, "t1": [{"attempt_1": [], "attempt_2": [[1]]}]},
+        "larger than 30x30": {**good, "t1": [{"attempt_1": [[1] * 31], "attempt_2": [[1]]}]},
+    }
+    for what, submission in broken.items():
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(submission))
+        with pytest.raises(ArcEvalError, match="differ" if what == "a task is missing" else what):
+            check_submission(path, ev.test_puzzles)
+
+
+def test_restricted_evaluator_scores_only_its_tasks() -> None:
+    ev = _evaluator().restricted_to(["t2"])
+    ev.add_vote("t2", 0, B, 0.0)
+    assert ev.result().num_tasks == 1 and ev.result().pass_at[1] == pytest.approx(0.5)
+    with pytest.raises(ArcEvalError, match="not among the held-out tasks"):
+        _evaluator().restricted_to(["t3"])
 
 
 # ------------------------------------------------------------------------------------------------ end to end on rows

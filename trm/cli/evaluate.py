@@ -128,8 +128,8 @@ def evaluate_command(
     ARC also pass@1/2/5/10/100/1000 and submission.json."""
     import torch  # lazy: torch costs seconds and `trm --help` does not need it
 
-    from trm.evaluate.arc import ArcEvaluator  # lazy: as above
-    from trm.evaluate.report import build_report, is_arc, write_report  # lazy: as above
+    from trm.evaluate.report import arc_evaluator as arc_scorer  # lazy: as above
+    from trm.evaluate.report import bounds_of, build_report, is_arc, write_report  # lazy: as above
 
     if threads:
         torch.set_num_threads(threads)
@@ -139,7 +139,7 @@ def evaluate_command(
     for checkpoint in checkpoints:
         model, config, dataset = _load(checkpoint, data, split, device_name)
         if is_arc(dataset) and (arc_evaluator is None or not pool_votes):
-            arc_evaluator = ArcEvaluator.for_dataset(dataset.path, dataset.split, pool_across_evaluations=pool_votes)
+            arc_evaluator = arc_scorer(dataset, pool_across_evaluations=pool_votes)
         size = batch_size or config.eval.batch_size
         results, arc_result = _run(
             model, dataset, size, modes, device_name, arc_evaluator if is_arc(dataset) else None, Path(checkpoint).name
@@ -153,6 +153,7 @@ def evaluate_command(
             batch_size=size,
             device=device_name,
             pooled_votes=pool_votes and len(checkpoints) > 1,
+            bounded=bounds_of(dataset, config),
         )
         out_dir = out or Path("eval") / f"{Path(checkpoint).resolve().name}-{dataset.path.name}"
         if out is not None and len(checkpoints) > 1:

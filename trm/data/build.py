@@ -59,6 +59,9 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("sudoku-4x4", SudokuGenParams, sudoku_generated(4), "generated 4x4 Sudoku (CPU preset)"),
         DatasetSpec("sudoku-6x6", SudokuGenParams, sudoku_generated(6), "generated 6x6 Sudoku (CPU preset)"),
         DatasetSpec("sudoku-9x9-cpu", SudokuGenParams, sudoku_generated(9), "generated 9x9 Sudoku (CPU preset)"),
+        DatasetSpec(
+            "sudoku-9x9-hard", SudokuGenParams, sudoku_generated(9), "generated 9x9 Sudoku with headroom (benchmark)"
+        ),
         DatasetSpec("maze-small", MazeGenParams, build_maze_generated, "generated 10x10 mazes (CPU preset)"),
     ]
 }

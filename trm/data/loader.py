@@ -223,6 +223,7 @@ class PuzzleDataset:
     puzzle_offsets: torch.Tensor  # int64 [num_puzzles + 1], example offsets
     group_offsets: torch.Tensor  # int64 [num_groups + 1], puzzle offsets
     storage: str = "memory"  # "memory" or "mmap:<decoded cache entry>"
+    rows: torch.Tensor | None = None  # int64 [N]: rows of <split>.parquet this view holds (None = all, in order)
     _identifiers: list[str] | None = field(default=None, repr=False)
 
     @classmethod
@@ -275,6 +276,38 @@ class PuzzleDataset:
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
+
+    def head(self, max_groups: int | None = None, max_variants: int | None = None) -> PuzzleDataset:
+        """The first ``max_groups`` groups, each cut to its first ``max_variants`` puzzles, with all examples of
+        every kept puzzle: a bounded evaluation that keeps whole puzzles and several variants of each, so ARC can
+        still vote. ``rows`` maps the view back to the split's rows. None for both returns this dataset."""
+        if max_groups is None and max_variants is None:
+            return self
+        group_offsets = self.group_offsets.numpy()
+        groups = self.num_groups if max_groups is None else min(max_groups, self.num_groups)
+        first = group_offsets[:groups]
+        kept = np.diff(group_offsets[: groups + 1])
+        if max_variants is not None:
+            kept = np.minimum(kept, max_variants)
+        puzzles = np.concatenate([np.arange(p, p + k) for p, k in zip(first, kept, strict=True)] or [np.zeros(0)])
+        puzzles = puzzles.astype(np.int64)
+        puzzle_offsets = self.puzzle_offsets.numpy()
+        sizes = puzzle_offsets[puzzles + 1] - puzzle_offsets[puzzles]
+        rows = np.concatenate([np.arange(puzzle_offsets[p], puzzle_offsets[p + 1]) for p in puzzles] or [np.zeros(0)])
+        index = torch.from_numpy(rows.astype(np.int64))
+        return PuzzleDataset(
+            path=self.path,
+            split=self.split,
+            metadata=self.metadata,
+            inputs=self.inputs.index_select(0, index),
+            labels=self.labels.index_select(0, index),
+            puzzle_identifiers=self.puzzle_identifiers.index_select(0, index),
+            puzzle_offsets=torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)),
+            group_offsets=torch.from_numpy(np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)),
+            storage=self.storage,
+            rows=index if self.rows is None else self.rows.index_select(0, index),
+            _identifiers=self._identifiers,
+        )
 
     @property
     def seq_len(self) -> int:

@@ -120,6 +120,20 @@ class ArcTestRows:
             inputs=fixed_list("inputs", CANVAS * CANVAS) if with_inputs else None,
         )
 
+    def take(self, rows: np.ndarray) -> ArcTestRows:
+        """The records of ``rows`` (e.g. ``PuzzleDataset.rows`` of a bounded evaluation), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return ArcTestRows(
+            source_file=self.source_file,
+            task_ids=[self.task_ids[r] for r in rows.tolist()],
+            pair_index=self.pair_index[rows],
+            pair_kind=[self.pair_kind[r] for r in rows.tolist()],
+            dihedral=self.dihedral[rows],
+            value_map=self.value_map[rows],
+            offset=self.offset[rows],
+            inputs=None if self.inputs is None else self.inputs[rows],
+        )
+
 
 def load_test_puzzles(path: Path) -> dict[str, dict]:
     """`test_puzzles.json`: {task_id: {"train": [...], "test": [{"input": grid, "output": grid}, ...]}}."""
@@ -191,6 +205,14 @@ class ArcEvaluator:
     def for_dataset(cls, dataset_dir: Path, split: str = "test", **options) -> ArcEvaluator:
         """Scored against ``<split>_puzzles.json``: the raw held-out tasks of that split (test, or val)."""
         return cls(load_test_puzzles(Path(dataset_dir) / f"{split}_puzzles.json"), **options)
+
+    def restricted_to(self, task_ids: Sequence[str]) -> ArcEvaluator:
+        """An evaluator over only these held-out tasks (a bounded evaluation scores the tasks it ran)."""
+        unknown = sorted(set(task_ids) - set(self.test_puzzles))
+        if unknown:
+            raise ArcEvalError(f"tasks {unknown[:5]} are not among the held-out tasks")
+        kept = {task_id: self.test_puzzles[task_id] for task_id in dict.fromkeys(task_ids)}
+        return ArcEvaluator(kept, self.pass_ks, self.submission_k, self.pool_across_evaluations)
 
     def begin(self) -> None:
         """Start an evaluation round: forget earlier votes unless pooling across evaluations was asked for."""
@@ -280,7 +302,9 @@ class ArcEvaluator:
                 target = self._targets[(task_id, i)]
                 for k in self.pass_ks:
                     solved[k] += target in hashes[:k]
-                top = [c.grid.tolist() for c in ranked[: self.submission_k]] or [[[0]]]
+                # an empty crop (no colour in the top-left cell) stays a vote, as officially, but the submission
+                # format needs non-empty grids: the next candidate, or [[0]], takes its place there
+                top = [c.grid.tolist() for c in ranked if c.grid.size][: self.submission_k] or [[[0]]]
                 while len(top) < self.submission_k:
                     top.append(top[-1])  # one candidate: repeat it, as the submission format wants k attempts
                 attempts.append({f"attempt_{a + 1}": g for a, g in enumerate(top)})
@@ -307,6 +331,30 @@ def _as_grid(value, task_id: str, index: int, what: str) -> np.ndarray:
 def write_submission(result: ArcResult, path: Path) -> Path:
     """Write `submission.json` atomically."""
     return atomic_write_json(path, result.submission, indent=None, sort_keys=False)
+
+
+def check_submission(path: Path, test_puzzles: dict[str, dict], attempts: int = 2) -> None:
+    """Raise ArcEvalError unless ``path`` is a submission in the evaluation format: every held-out task, one entry
+    per test pair, each with ``attempt_1`` .. ``attempt_<attempts>`` grids of colours 0..9 (at most 30x30)."""
+    try:
+        submission = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ArcEvalError(f"{path}: unreadable submission ({error})") from None
+    if not isinstance(submission, dict) or set(submission) != set(test_puzzles):
+        listed = sorted(submission) if isinstance(submission, dict) else type(submission).__name__
+        raise ArcEvalError(f"{path}: tasks {str(listed)[:200]} differ from the {len(test_puzzles)} held-out tasks")
+    for task_id, entries in submission.items():
+        pairs = len(test_puzzles[task_id]["test"])
+        if not isinstance(entries, list) or len(entries) != pairs:
+            raise ArcEvalError(f"{path}: task {task_id}: expected a list of {pairs} test-pair entries")
+        for index, entry in enumerate(entries):
+            keys = [f"attempt_{a + 1}" for a in range(attempts)]
+            if not isinstance(entry, dict) or sorted(entry) != sorted(keys):
+                raise ArcEvalError(f"{path}: task {task_id} test pair {index}: expected keys {keys}")
+            for key in keys:
+                grid = _as_grid(entry[key], task_id, index, key)
+                if max(grid.shape) > CANVAS:
+                    raise ArcEvalError(f"{path}: task {task_id} test pair {index}: {key} is larger than 30x30")
 
 
 def score_predictions(

@@ -17,7 +17,13 @@ import torch.distributed as dist
 from trm.atomic import atomic_write_json
 from trm.config import TRMConfig
 from trm.data.loader import PuzzleDataset
-from trm.evaluate.arc import ArcEvaluator, ArcResult, ArcTestRows, score_predictions, write_submission
+from trm.evaluate.arc import (
+    ArcEvaluator,
+    ArcResult,
+    ArcTestRows,
+    score_predictions,
+    write_submission,
+)
 from trm.evaluate.inference import MODES, EvalResult, Mode, evaluate, warm_up
 from trm.model import TRM
 from trm.train.export import load_exported
@@ -29,7 +35,7 @@ def open_for_evaluation(
     """An export or checkpoint folder, its config, and the dataset split to evaluate it on (default: the dataset it
     was trained on), checked to fit each other; errors name the folder and what does not fit."""
     model, config = load_exported(checkpoint, device=device)
-    dataset = PuzzleDataset.open(data if data is not None else config.data.resolve_path(), split)
+    dataset = bounded(PuzzleDataset.open(data if data is not None else config.data.resolve_path(), split), config)
     if (dataset.seq_len, dataset.metadata.vocab_size) != (config.model.seq_len, config.model.vocab_size):
         raise ValueError(
             f"{dataset.path}: seq_len/vocab {dataset.seq_len}/{dataset.metadata.vocab_size} does not fit the model "
@@ -40,6 +46,35 @@ def open_for_evaluation(
 
 def is_arc(dataset: PuzzleDataset) -> bool:
     return dataset.metadata.task == "arc"
+
+
+def bounded(dataset: PuzzleDataset, config: TRMConfig) -> PuzzleDataset:
+    """The part of a split that ``eval.max_groups`` / ``eval.max_variants`` allow (all of it by default)."""
+    return dataset.head(config.eval.max_groups, config.eval.max_variants)
+
+
+def arc_evaluator(dataset: PuzzleDataset, **options: Any) -> ArcEvaluator | None:
+    """The ARC scorer of an ARC split (None otherwise), over only the tasks a bounded view holds."""
+    if not is_arc(dataset):
+        return None
+    evaluator = ArcEvaluator.for_dataset(dataset.path, dataset.split, **options)
+    if dataset.rows is None:
+        return evaluator
+    rows = ArcTestRows.read(dataset.path, dataset.split, with_inputs=False).take(dataset.rows.numpy())
+    return evaluator.restricted_to(rows.task_ids)
+
+
+def bounds_of(dataset: PuzzleDataset, config: TRMConfig) -> dict[str, Any] | None:
+    """What a bounded evaluation covered, for its report (None when it covered the whole split)."""
+    if dataset.rows is None:
+        return None
+    return {
+        "max_groups": config.eval.max_groups,
+        "max_variants": config.eval.max_variants,
+        "groups": dataset.num_groups,
+        "puzzles": dataset.num_puzzles,
+        "rows": len(dataset),
+    }
 
 
 def evaluate_modes(
@@ -82,6 +117,8 @@ def evaluate_modes(
         voted = results[ordered[0]]
         assert voted.predictions is not None and voted.q_halt_logits is not None and voted.predicted is not None
         rows = ArcTestRows.read(dataset.path, dataset.split)
+        if dataset.rows is not None:
+            rows = rows.take(dataset.rows.numpy())
         arc_result = score_predictions(
             arc, rows, voted.predictions.numpy(), voted.q_halt_logits.numpy(), voted.predicted.numpy()
         )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch.distributed as dist
+
 from trm.config import TRMConfig
 from trm.data.loader import PuzzleDataset
 from trm.evaluate.arc import ArcEvaluator
-from trm.evaluate.report import build_report, evaluate_modes, is_arc, write_report
+from trm.evaluate.report import arc_evaluator, bounded, build_report, evaluate_modes, write_report
 from trm.model import TRM
 from trm.train.checkpoint import FolderCheckpoints
 from trm.train.hooks import EvalSummaries
@@ -39,9 +41,9 @@ class TrainingEvaluator:
 
     def _open(self, trainer: Trainer) -> PuzzleDataset:
         if self._dataset is None:
-            self._dataset = PuzzleDataset.open(trainer.dataset.path, trainer.config.eval.split)
-            dataset = self._dataset
-            self._arc = ArcEvaluator.for_dataset(dataset.path, dataset.split) if is_arc(dataset) else None
+            split = PuzzleDataset.open(trainer.dataset.path, trainer.config.eval.split)
+            self._dataset = bounded(split, trainer.config)
+            self._arc = arc_evaluator(self._dataset)
         return self._dataset
 
     def __call__(self, trainer: Trainer) -> EvalSummaries:
@@ -59,9 +61,10 @@ class TrainingEvaluator:
             process_group=trainer.process_group,
         )
         summaries = {mode: result.summary() for mode, result in results.items()}
-        if arc_result is not None:
+        if self._arc is not None:
+            pass_at = shared_from_rank0(arc_result.pass_at if arc_result is not None else None, trainer)
             for summary in summaries.values():
-                summary.update({f"ARC/pass@{k}": value for k, value in arc_result.pass_at.items()})
+                summary.update({f"ARC/pass@{k}": value for k, value in pass_at.items()})
         if self.out_dir is not None and trainer.rank == 0:
             report = build_report(
                 results,
@@ -73,6 +76,18 @@ class TrainingEvaluator:
             )
             write_report(report, self.out_dir / f"step_{trainer.step_count}", arc_result)
         return summaries
+
+
+def shared_from_rank0(value: dict[int, float] | None, trainer: Trainer) -> dict[int, float]:
+    """Rank 0's ARC scores on every rank: only rank 0 votes, but every rank selects checkpoints and decides early
+    stopping from the same summary, so the ranks must agree on it."""
+    if trainer.world_size == 1:
+        assert value is not None
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0, group=trainer.process_group)
+    assert box[0] is not None
+    return box[0]
 
 
 def local_run_hooks(config: TRMConfig, resume: bool = False) -> LoopHooks:

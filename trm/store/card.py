@@ -169,6 +169,7 @@ def render_model_card(manifest: Manifest, store_url: str) -> str:
         "",
         f"Tiny Recursive Model published {created} to `{store_url}`.",
         "",
+        *_rehearsal_lines(manifest.extra.get("rehearsal")),
         "## Metrics",
         "",
     ]
@@ -180,6 +181,18 @@ def render_model_card(manifest: Manifest, store_url: str) -> str:
         lines += ["", "## Model config", "", "```json", json.dumps(model_cfg, indent=2, sort_keys=True), "```"]
     lines += _usage_lines(f"{manifest.name}:{manifest.version}", store_url)
     return "\n".join(lines)
+
+
+def _rehearsal_lines(rehearsal: Any) -> list[str]:
+    """A banner for a dress rehearsal: real data and model shapes, a few steps; its metrics mean nothing."""
+    if not rehearsal:
+        return []
+    budget = ", ".join(rehearsal.get("overrides", [])) if isinstance(rehearsal, dict) else ""
+    return [
+        "> **Dress rehearsal, not a trained model**: the preset's real data and full-size model ran through every",
+        f"> stage on a CPU-sized budget ({budget or 'see the manifest'}); its metrics only show that each stage works.",
+        "",
+    ]
 
 
 def _lineage_lines(manifest: Manifest) -> list[str]:
