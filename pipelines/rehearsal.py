@@ -23,16 +23,18 @@ from pydantic import BaseModel, Field
 
 from pipelines.stages import StageUsage
 from trm.config import TRMConfig
+from trm.data.sampler import epoch_steps
 from trm.data.schema import DatasetMetadata
 from trm.markdown import table
 from trm.model.flops import supervision_step_flops
-from trm.train.cadence import interval_steps
+from trm.train.cadence import interval_steps, step_budget
 from trm.train.trainer import resolve_model_config
 
 H100_BF16_DENSE_TFLOPS = 989.0
 UTILISATION_ANCHORS = (0.30, 0.17)  # optimistic for D=512 matrices; what the official ARC-AGI-1 run implies
 MULTI_GPU_EFFICIENCY = 0.90
 GPU_COUNTS = (1, 4, 8)
+STAGE_ORDER = ("preflight", "data", "train", "evaluate", "publish")  # the flow's order (stored reports sort keys)
 
 
 class RehearsalBudget(BaseModel):
@@ -81,9 +83,9 @@ def full_run_flops(config: TRMConfig, metadata: DatasetMetadata) -> dict[str, fl
     model = resolve_model_config(config.model, metadata, torch.device("cpu"))
     flops = supervision_step_flops(model)
     train, t = metadata.splits["train"], config.train
-    steps_per_epoch = train.groups * train.mean_puzzle_examples / t.global_batch_size
-    steps = t.max_steps if t.max_steps is not None else int((t.epochs or 0) * steps_per_epoch)
-    every = interval_steps(t.eval_interval, t.interval_unit, steps_per_epoch)
+    steps = step_budget(t, train.groups, train.mean_puzzle_examples)
+    per_epoch = epoch_steps(1.0, train.groups, train.mean_puzzle_examples, t.global_batch_size)
+    every = interval_steps(t.eval_interval, t.interval_unit, per_epoch)
     evaluations = (steps // every if every else 0) + 1
     per_example = flops.forward * model.halt_max_steps
     val = metadata.splits.get(config.eval.split)
@@ -131,14 +133,16 @@ class RehearsalReport(BaseModel):
 
     def markdown(self) -> str:
         """The table docs/benchmarks.md and the Prefect artifact show."""
-        rows = [[name, f"{u.seconds:.0f}", f"{u.peak_rss_gb:.2f}"] for name, u in self.stages.items()]
+        order = {name: i for i, name in enumerate(STAGE_ORDER)}
+        stages = sorted(self.stages.items(), key=lambda item: order.get(item[0], len(order)))
+        rows = [[name, f"{u.seconds:.0f}", f"{u.peak_memory_gb:.2f}"] for name, u in stages]
         hours = self.projection["hours"]
         low, high = self.projection["utilisation"]
         gpu = [[key, f"{value[0]:g} - {value[1]:g} h"] for key, value in hours.items()]
         lines = [
             f"Rehearsal of `{self.preset}` on {self.workers} Ray worker(s): published `{self.model}`.",
             "",
-            table(["stage", "wall s", "peak RSS GB (process tree)"], rows),
+            table(["stage", "wall s", "peak memory GB (PSS, process tree)"], rows),
             "",
             f"Full run: {self.full_run['steps']:.0f} steps x {self.full_run['global_batch_size']:.0f} rows x "
             f"{self.full_run['gflop_per_sample_step']:.1f} GFLOP = {self.projection['total_eflop']} EFLOP with "

@@ -148,21 +148,22 @@ def _facts(
     }
 
 
-def _rehearsal_plan(plan: RetrainPlan, prepared: PreparedData) -> RetrainPlan:
-    """With ``plan.rehearse``, the rehearsal's budget goes before the user's own overrides (which still win)."""
+def _rehearsal_plan(plan: RetrainPlan, prepared: PreparedData) -> tuple[RetrainPlan, dict[str, float] | None]:
+    """With ``plan.rehearse``: the rehearsal's budget, put before the user's own overrides (which still win), and the
+    FLOPs of the full run it stands for (the preset as given, on the built data); unchanged otherwise."""
     if not plan.rehearse:
-        return plan
+        return plan, None
     config = load_config(plan.preset, plan.overrides)
-    budget = rehearsal_overrides(config, read_metadata(Path(prepared.data_dir)), plan.workers, RehearsalBudget())
+    metadata = read_metadata(Path(prepared.data_dir))
+    budget = rehearsal_overrides(config, metadata, plan.workers, RehearsalBudget())
     get_run_logger().info("rehearsal of %s: %s", plan.preset, " ".join(budget))
-    return plan.model_copy(update={"budget_overrides": budget})
+    return plan.model_copy(update={"budget_overrides": budget}), full_run_flops(config, metadata)
 
 
 def _rehearsal_report(
-    plan: RetrainPlan, prepared: PreparedData, trained: TrainOutcome, evaluated: EvalOutcome, meter: StageMeter
+    plan: RetrainPlan, full: dict[str, float], trained: TrainOutcome, evaluated: EvalOutcome, meter: StageMeter
 ) -> RehearsalReport:
-    """Stage costs measured here and the full run's projection (from the preset as given, without the budget)."""
-    full = full_run_flops(load_config(plan.preset, plan.overrides), read_metadata(Path(prepared.data_dir)))
+    """Stage costs measured here and the projection of the ``full`` run."""
     rate = training_rate(trained.metrics_log)
     rehearsed = TRMConfig.model_validate(trained.config) if trained.config else None
     achieved = None
@@ -222,7 +223,7 @@ def retrain(
         prepared = prepare_data(plan.dataset, remote=plan.where.dvc_remote, repo_dir=str(plan.repo_dir))
     _log_data(prepared)
     plan.timestamps["data_ready"] = now()
-    plan = _rehearsal_plan(plan, prepared)
+    plan, full_run = _rehearsal_plan(plan, prepared)
     with meter.stage("train"):
         trained, tune_run, tune_trial = _training(plan, prepared)
     plan.timestamps["training_finished"] = now()
@@ -230,7 +231,7 @@ def retrain(
         evaluated = evaluate(
             trained.export_dir, prepared.data_dir, out_dir=str(plan.run_dir / "eval"), modes=plan.eval_modes
         )
-    return _finish(plan, prepared, trained, (tune_run, tune_trial), evaluated, meter)
+    return _finish(plan, prepared, trained, (tune_run, tune_trial), evaluated, meter, full_run)
 
 
 def _log_data(prepared: PreparedData) -> None:
@@ -245,11 +246,13 @@ def _finish(
     tune_names: tuple[str | None, str | None],
     evaluated: EvalOutcome,
     meter: StageMeter,
+    full_run: dict[str, float] | None,
 ) -> RetrainSummary:
-    """Publish (a rehearsal with its report in the manifest), record artifacts, write retrain.json."""
+    """Publish (a rehearsal, i.e. with ``full_run``, with its report in the manifest), record artifacts, write
+    retrain.json."""
     tune_run, tune_trial = tune_names
     request = _publish_request(plan, prepared, trained, tune_run, tune_trial, evaluated)
-    rehearsal = _rehearsal_report(plan, prepared, trained, evaluated, meter) if plan.rehearse else None
+    rehearsal = _rehearsal_report(plan, full_run, trained, evaluated, meter) if full_run is not None else None
     if rehearsal is not None:
         request.extra["rehearsal"] = rehearsal.model_dump(mode="json", exclude={"model", "metrics"})
     options = plan.publishing

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trm.data.loader import PuzzleDataset
-from trm.data.sampler import GroupSampler
+from trm.data.sampler import GroupSampler, epoch_steps
 
 
 def _arc_like_shape(seed: int = 7, groups: int = 30) -> list[list[int]]:
@@ -158,7 +158,8 @@ def test_step_budget_matches_spec(shaped_dataset) -> None:
     shape = [[1] * 3] * 1000  # Sudoku-like: 1000 groups, 3 one-example variants each
     ds = PuzzleDataset.open(shaped_dataset({"train": shape}), "train")
     sampler = GroupSampler(ds, 768, seed=0)
-    assert sampler.total_steps(50_000) == int(50_000 * 1000 * 1 / 768) == 65_104
+    steps = epoch_steps(50_000, ds.num_groups, ds.mean_puzzle_examples, 768)
+    assert int(steps) == int(50_000 * 1000 * 1 / 768) == 65_104
     assert sampler.estimated_batches_per_epoch == pytest.approx(1000 / 768)
     assert sampler.batches_in_iteration() == 1  # 1000 draws: one full batch, 232 dropped
 

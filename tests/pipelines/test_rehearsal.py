@@ -79,7 +79,7 @@ def test_arc_rehearsal_through_the_flow(prefect_server: PrefectServer, tmp_path:
     run_dir = Path(next(line.split()[-1] for line in output.splitlines() if line.startswith("Report:"))).parent
     report = json.loads((run_dir / "rehearsal.json").read_text())
     assert set(report["stages"]) == {"preflight", "data", "train", "evaluate", "publish"}
-    assert all(stage["seconds"] > 0 and stage["peak_rss_gb"] > 0 for stage in report["stages"].values())
+    assert all(stage["seconds"] > 0 and stage["peak_memory_gb"] > 0 for stage in report["stages"].values())
     assert "train.max_steps=3" in report["overrides"] and "train.global_batch_size=4" in report["overrides"]
     assert report["full_run"]["steps"] > 0 and report["projection"]["hours"]["1xH100"][0] > 0
 

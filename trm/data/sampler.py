@@ -14,6 +14,13 @@ import torch
 from trm.data.loader import PuzzleDataset, make_batch
 
 
+def epoch_steps(epochs: float, num_groups: int, mean_puzzle_examples: float, global_batch_size: int) -> float:
+    """docs/reference.md §2.5: epochs x groups x mean examples per puzzle / global batch, the official estimate of
+    optimizer steps (a step budget truncates it). One formula for the sampler, the trainer's cadence and the
+    rehearsal's projection, which has only a build's metadata."""
+    return epochs * num_groups * mean_puzzle_examples / global_batch_size
+
+
 @dataclass(frozen=True)
 class _IterationPlan:
     iteration: int
@@ -138,13 +145,8 @@ class GroupSampler:
 
     @property
     def estimated_batches_per_epoch(self) -> float:
-        """groups x mean examples per puzzle / global batch: the official trainer's per-epoch step estimate."""
-        return self.ds.num_groups * self.ds.mean_puzzle_examples / self.global_batch_size
-
-    def total_steps(self, epochs: float) -> int:
-        """docs/reference.md §2.5: epochs x total_groups x mean_puzzle_examples / global_batch_size (truncated, as
-        officially)."""
-        return int(epochs * self.ds.num_groups * self.ds.mean_puzzle_examples / self.global_batch_size)
+        """The official trainer's per-epoch step estimate (see ``epoch_steps``)."""
+        return epoch_steps(1.0, self.ds.num_groups, self.ds.mean_puzzle_examples, self.global_batch_size)
 
     @property
     def epoch(self) -> int:

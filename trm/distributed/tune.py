@@ -25,7 +25,7 @@ from trm.atomic import atomic_write_text
 from trm.config import TRMConfig
 from trm.data.build import ensure_built
 from trm.data.loader import PuzzleDataset
-from trm.data.sampler import GroupSampler
+from trm.data.sampler import epoch_steps
 from trm.distributed.capacity import TRAINABLE_CPU, ensure_capacity, wait_for_capacity
 from trm.distributed.cluster import connect
 from trm.distributed.space import SearchSettings, SearchSpace, load_space, trial_config
@@ -123,8 +123,9 @@ def reports_per_trial(config: TRMConfig) -> int:
     t = config.train
     if t.max_steps is not None and t.interval_unit == "steps":
         return len(Cadence.for_run(t, t.max_steps, 1.0).report_steps())
-    sampler = GroupSampler(PuzzleDataset.open(config.data.resolve_path(), "train"), t.global_batch_size, t.seed)
-    cadence = Cadence.for_run(t, step_budget(t, sampler), sampler.estimated_batches_per_epoch)
+    train = PuzzleDataset.open(config.data.resolve_path(), "train")
+    per_epoch = epoch_steps(1.0, train.num_groups, train.mean_puzzle_examples, t.global_batch_size)
+    cadence = Cadence.for_run(t, step_budget(t, train.num_groups, train.mean_puzzle_examples), per_epoch)
     return len(cadence.report_steps())
 
 

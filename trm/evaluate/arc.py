@@ -120,6 +120,14 @@ class ArcTestRows:
             inputs=fixed_list("inputs", CANVAS * CANVAS) if with_inputs else None,
         )
 
+    @staticmethod
+    def task_ids_at(dataset_dir: Path, split: str, rows: np.ndarray) -> list[str]:
+        """The task of each of ``rows``, reading only that column (a bounded evaluation's tasks, before scoring)."""
+        path = Path(dataset_dir) / f"{split}.parquet"
+        if not path.is_file():
+            raise ArcEvalError(f"{path}: missing (is {dataset_dir} a built ARC dataset?)")
+        return pq.read_table(path, columns=["source_id"]).column("source_id").take(rows).to_pylist()
+
     def take(self, rows: np.ndarray) -> ArcTestRows:
         """The records of ``rows`` (e.g. ``PuzzleDataset.rows`` of a bounded evaluation), in that order."""
         rows = np.asarray(rows, dtype=np.int64)

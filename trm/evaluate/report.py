@@ -60,8 +60,7 @@ def arc_evaluator(dataset: PuzzleDataset, **options: Any) -> ArcEvaluator | None
     evaluator = ArcEvaluator.for_dataset(dataset.path, dataset.split, **options)
     if dataset.rows is None:
         return evaluator
-    rows = ArcTestRows.read(dataset.path, dataset.split, with_inputs=False).take(dataset.rows.numpy())
-    return evaluator.restricted_to(rows.task_ids)
+    return evaluator.restricted_to(ArcTestRows.task_ids_at(dataset.path, dataset.split, dataset.rows.numpy()))
 
 
 def bounds_of(dataset: PuzzleDataset, config: TRMConfig) -> dict[str, Any] | None:

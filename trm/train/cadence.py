@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trm.config import TrainConfig
-from trm.data.sampler import GroupSampler
+from trm.data.sampler import epoch_steps
 
 
-def step_budget(train: TrainConfig, sampler: GroupSampler) -> int:
-    """Optimizer steps of the run: ``max_steps``, else the epoch budget of docs/reference.md §2.5."""
+def step_budget(train: TrainConfig, num_groups: int, mean_puzzle_examples: float) -> int:
+    """Optimizer steps of the run on a training split of ``num_groups`` groups: ``max_steps``, else the epoch budget
+    of docs/reference.md §2.5, truncated as officially."""
     if train.max_steps is not None:
         return train.max_steps
     assert train.epochs is not None  # TrainConfig requires one of the two
-    return sampler.total_steps(train.epochs)
+    return int(epoch_steps(train.epochs, num_groups, mean_puzzle_examples, train.global_batch_size))
 
 
 def interval_steps(value: float | None, unit: str, steps_per_epoch: float) -> int | None:

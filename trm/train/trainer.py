@@ -118,7 +118,7 @@ class Trainer:
         self.sampler = GroupSampler(
             train_dataset, batch, train_cfg.seed, rank=self.rank, world_size=self.world_size, device="cpu"
         )
-        self.total_steps = step_budget(train_cfg, self.sampler)
+        self.total_steps = step_budget(train_cfg, train_dataset.num_groups, train_dataset.mean_puzzle_examples)
         if self.total_steps < 1:
             raise ValueError(f"the step budget is {self.total_steps}: raise train.epochs or set train.max_steps")
         self.step_count = 0
