@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from filelock import FileLock
 
 from trm.data import loader
-from trm.data.loader import DatasetFormatError, PuzzleDataset, make_batch
+from trm.data.loader import DatasetFormatError, PuzzleDataset, decode_lock, make_batch
 
 SHAPE = {"train": [[1, 3], [2], [1, 1, 1], [4]], "test": [[2], [1], [3]]}
 
@@ -193,12 +195,31 @@ def test_decoded_cache_is_memory_mapped_and_identical(shaped_dataset, tmp_path, 
     second = PuzzleDataset.open(folder, "train")  # from the environment, reusing the entry
     assert in_ram.storage == "memory"
     assert first.storage == second.storage and first.storage.startswith(f"mmap:{cache}/")
-    assert [p.name for p in cache.iterdir()] == [first.storage.split("/")[-1]]  # one entry, no staging left
+    entries = [p.name for p in cache.iterdir() if not p.name.startswith(".")]  # (hidden: the decode lock)
+    assert entries == [first.storage.split("/")[-1]]  # one entry, no staging left
     entry = Path(first.storage[len("mmap:") :])
     assert isinstance(np.load(entry / "inputs.npy", mmap_mode="r"), np.memmap)
     for field in ("inputs", "labels", "puzzle_identifiers", "puzzle_offsets", "group_offsets"):
         assert torch.equal(getattr(in_ram, field), getattr(second, field)), field
     assert torch.equal(make_batch(second, [3, 1])["labels"], make_batch(in_ram, [3, 1])["labels"])
+
+
+def test_a_second_opener_waits_for_the_decode_instead_of_decoding_too(shaped_dataset, tmp_path) -> None:
+    folder = shaped_dataset(SHAPE, row_group_size=3)
+    cache = tmp_path / "decoded"
+    metadata = json.loads((folder / "metadata.json").read_text())
+    entry = cache / f"{metadata['splits']['train']['sha256']}-L{metadata['seq_len']}"
+    cache.mkdir()
+    opened: list[PuzzleDataset] = []
+    with FileLock(decode_lock(entry)):  # as if another worker were decoding this split right now
+        opener = threading.Thread(target=lambda: opened.append(PuzzleDataset.open(folder, "train", cache_dir=cache)))
+        opener.start()
+        opener.join(timeout=2.0)
+        assert opener.is_alive() and not opened  # it waits ...
+        assert [p.name for p in cache.iterdir()] == [decode_lock(entry).name]  # ... without decoding a copy
+    opener.join(timeout=30.0)
+    assert opened and opened[0].storage == f"mmap:{entry}"
+    assert torch.equal(opened[0].inputs, PuzzleDataset.open(folder, "train").inputs)
 
 
 def test_token_outside_the_vocabulary(shaped_dataset) -> None:
@@ -215,7 +236,7 @@ def test_decoded_cache_drops_an_entry_that_fails_its_checks(shaped_dataset, tmp_
     for _ in range(2):  # the second open decodes again and fails again instead of trusting a bad entry
         with pytest.raises(DatasetFormatError, match="vocab_size is 12"):
             PuzzleDataset.open(folder, "train", cache_dir=cache)
-        assert list(cache.iterdir()) == []
+        assert [p for p in cache.iterdir() if not p.name.startswith(".")] == []
 
 
 def test_head_keeps_whole_puzzles_of_the_first_groups(shaped_dataset, rows_of) -> None:

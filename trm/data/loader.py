@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from filelock import FileLock
 
 from trm.atomic import atomic_folder
 from trm.data.dataset_folder import DatasetFormatError, read_metadata, resolve_dataset_path
@@ -130,6 +131,11 @@ def _decode_row_groups(
     return first_row
 
 
+def decode_lock(entry: Path) -> Path:
+    """The lock file held while ``entry`` of the decoded cache is being written (hidden, beside the entry)."""
+    return entry.parent / f".{entry.name}.lock"
+
+
 def _decoded_cache(
     parquet_file: Path, seq_len: int, sha256: str, cache_dir: Path
 ) -> tuple[dict[str, np.ndarray], Path, bool]:
@@ -138,11 +144,16 @@ def _decoded_cache(
     its own decoded copy (ARC-AGI-1 aug-1000: ~6.5 GB per process otherwise). The flag says whether this call
     decoded the entry (so its tokens still need checking)."""
     entry = cache_dir / f"{sha256}-L{seq_len}"
-    fresh = not entry.is_dir()
-    if fresh:
+    fresh = False
+    if not entry.is_dir():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_folder(entry, replace=False) as staging:  # a concurrent opener finishing first wins
-            _read_columns(parquet_file, seq_len, token_dir=staging)
+        # one decoder per entry: the other Ray workers on the machine wait and then map its result, instead of each
+        # decoding a copy at the same time (the ARC-AGI-1 rehearsal's first train stage did, both workers at once)
+        with FileLock(decode_lock(entry)):
+            if not entry.is_dir():
+                with atomic_folder(entry, replace=False) as staging:  # a crash leaves no half-written entry
+                    _read_columns(parquet_file, seq_len, token_dir=staging)
+                fresh = True
     columns = {column: np.load(entry / f"{column}.npy", mmap_mode="r") for column in TOKEN_COLUMNS}
     columns.update({column: np.load(entry / f"{column}.npy") for column in INDEX_COLUMNS})
     return columns, entry, fresh
