@@ -69,6 +69,7 @@ class RetrainPlan(BaseModel):
     where: Infrastructure
     publishing: PublishOptions
     rehearse: bool = False
+    reproduces: str | None = Field(None, description="NAME:V this run reproduces (recorded in its manifest)")
     budget_overrides: list[str] = Field(default_factory=list, description="a rehearsal's budget, before overrides")
     timestamps: dict[str, str] = Field(default_factory=dict)
 
@@ -147,6 +148,7 @@ def plan_retrain(
     publishing: PublishOptions | None,
     run_id: str,
     rehearse: bool = False,
+    reproduces: str | None = None,
 ) -> RetrainPlan:
     """Every parameter checked and every default resolved; raises ``UsageError`` naming the first wrong one."""
     where, publishing = infrastructure or Infrastructure(), publishing or PublishOptions()
@@ -186,5 +188,6 @@ def plan_retrain(
         where=where,
         publishing=publishing,
         rehearse=rehearse,
+        reproduces=reproduces,
         timestamps={"started": now()},
     )

@@ -16,7 +16,7 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
 from pipelines.retries import retry_if_transient
-from trm.store import ModelStore, PublishRequest
+from trm.store import Manifest, ModelStore, PublishRequest
 
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_DELAY_S = 5.0
@@ -32,6 +32,21 @@ class PublishedModel(BaseModel):
     curve_url: str  # training_curve.png inside it
     metrics: dict[str, Any] = {}
 
+    @classmethod
+    def of(cls, store: ModelStore, manifest: Manifest) -> PublishedModel:
+        """Where a published version is, and what it claims."""
+        base = f"{store.url.rstrip('/')}/models/{manifest.name}/{manifest.version}"
+        return cls(
+            name=manifest.name,
+            version=manifest.version,
+            store_url=store.url,
+            uri=f"{store.url}#{manifest.name}:{manifest.version}",
+            version_url=base,
+            card_url=f"{base}/README.md",
+            curve_url=f"{base}/training_curve.png",
+            metrics=manifest.metrics,
+        )
+
 
 @task(
     cache_policy=NO_CACHE,
@@ -43,18 +58,8 @@ def publish_model(store_url: str | None, request: PublishRequest) -> PublishedMo
     """One publish attempt."""
     store = ModelStore.open(store_url)
     manifest = store.publish(request)
-    base = f"{store.url.rstrip('/')}/models/{manifest.name}/{manifest.version}"
     get_run_logger().info("published %s:%d to %s", manifest.name, manifest.version, store.url)
-    return PublishedModel(
-        name=manifest.name,
-        version=manifest.version,
-        store_url=store.url,
-        uri=f"{store.url}#{manifest.name}:{manifest.version}",
-        version_url=base,
-        card_url=f"{base}/README.md",
-        curve_url=f"{base}/training_curve.png",
-        metrics=manifest.metrics,
-    )
+    return PublishedModel.of(store, manifest)
 
 
 @flow(name="publish", log_prints=True)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from pipelines.artifacts import artifact_key, record_run_artifacts
 from pipelines.evaluate import EvalOutcome, evaluate
+from pipelines.fingerprint import FINGERPRINT_KEY, RunInputs, run_inputs, up_to_date_version
 from pipelines.plan import Infrastructure, PublishOptions, RetrainPlan, TuneRequest, now, plan_retrain
 from pipelines.preflight import preflight
 from pipelines.prepare_data import PreparedData, prepare_data
@@ -46,7 +47,7 @@ from trm.cli.output import OneLineErrors, set_debug
 from trm.config import TRMConfig, load_config
 from trm.data.dataset_folder import read_metadata
 from trm.model.flops import supervision_step_flops
-from trm.store import PublishRequest, redact
+from trm.store import ModelStore, PublishRequest, redact
 from trm.store.card import describe_selection
 
 
@@ -55,11 +56,13 @@ class RetrainSummary(BaseModel):
 
     model: PublishedModel
     data: PreparedData
-    train: TrainOutcome
+    train: TrainOutcome | None  # None when the run was skipped as up to date
     metrics: dict[str, float]
-    throughput: dict[str, float]
-    eval_report: str
+    throughput: dict[str, float] = Field(default_factory=dict)
+    eval_report: str = ""
     run_dir: str
+    fingerprint: str = ""  # sha256 of the run's inputs (pipelines/fingerprint.py)
+    up_to_date: str | None = None  # NAME:V already made from the same inputs: nothing was trained
     stages: dict[str, StageUsage] = Field(default_factory=dict)  # wall time and peak RAM per stage
     rehearsal: RehearsalReport | None = None
 
@@ -95,11 +98,13 @@ def _publish_request(
     plan: RetrainPlan,
     prepared: PreparedData,
     trained: TrainOutcome,
-    tune_run: str | None,
-    tune_trial: str | None,
+    tune_names: tuple[str | None, str | None],
     evaluated: EvalOutcome,
+    inputs: RunInputs,
 ) -> PublishRequest:
-    """What the store records: the export, its test metrics and every input that made it."""
+    """What the store records: the export, its test metrics and every input that made it (with their fingerprint,
+    which a later run compares to skip an unchanged retrain)."""
+    tune_run, tune_trial = tune_names
     return PublishRequest(
         name=plan.model_name,
         model_dir=Path(trained.export_dir),
@@ -121,6 +126,8 @@ def _publish_request(
             "tune": plan.tune is not None,
             "rehearsal": plan.rehearse,
             "prefect_flow_run": str(current_flow_run.get_id() or ""),
+            FINGERPRINT_KEY: {"sha256": inputs.sha256(), "inputs": inputs.model_dump(mode="json", exclude={"config"})},
+            **({"reproduces": plan.reproduces} if plan.reproduces else {}),
         },
     )
 
@@ -197,11 +204,17 @@ def retrain(
     infrastructure: Infrastructure | None = None,
     publishing: PublishOptions | None = None,
     rehearse: bool = False,
+    force: bool = False,
+    reproduces: str | None = None,
 ) -> RetrainSummary:
     """Retrain ``preset`` (+ dotted ``overrides``) on ``dataset`` (default: the preset's) with ``workers`` Ray
     workers, or run the ``tune`` search; evaluate on the test split and publish as ``model_name`` (default: the
     preset's run name) to ``store_url`` (default $TRM_STORE, else <checkout>/artifacts). ``rehearse`` runs the
-    preset's real data and model through every stage on a CPU-sized budget (pipelines/rehearsal.py)."""
+    preset's real data and model through every stage on a CPU-sized budget (pipelines/rehearsal.py).
+
+    When the latest version of the model was made from the same inputs (committed code, data hash, resolved config,
+    lock file, workers), nothing is trained: the run records "up to date" and ends, unless ``force``.
+    ``reproduces`` (NAME:V, set by `trm models reproduce`) always trains and is recorded in the manifest."""
     plan = plan_retrain(
         preset=preset,
         dataset=dataset,
@@ -215,6 +228,7 @@ def retrain(
         publishing=publishing,
         run_id=str(current_flow_run.get_id() or uuid.uuid4())[:8],
         rehearse=rehearse,
+        reproduces=reproduces,
     )
     meter = StageMeter()
     with meter.stage("preflight"):
@@ -224,6 +238,16 @@ def retrain(
     _log_data(prepared)
     plan.timestamps["data_ready"] = now()
     plan, full_run = _rehearsal_plan(plan, prepared)
+    inputs = _run_inputs(plan, prepared)
+    current = (
+        None
+        if force or plan.reproduces
+        else up_to_date_version(ModelStore.open(plan.store_url), plan.model_name, inputs)
+    )
+    if current is not None:
+        return _skip(plan, prepared, inputs, PublishedModel.of(ModelStore.open(plan.store_url), current), meter)
+    if not inputs.identifiable:
+        get_run_logger().info("the checkout has uncommitted changes: its code has no identity, so this run retrains")
     with meter.stage("train"):
         trained, tune_run, tune_trial = _training(plan, prepared)
     plan.timestamps["training_finished"] = now()
@@ -231,7 +255,47 @@ def retrain(
         evaluated = evaluate(
             trained.export_dir, prepared.data_dir, out_dir=str(plan.run_dir / "eval"), modes=plan.eval_modes
         )
-    return _finish(plan, prepared, trained, (tune_run, tune_trial), evaluated, meter, full_run)
+    return _finish(plan, prepared, trained, (tune_run, tune_trial), evaluated, meter, full_run, inputs)
+
+
+def _run_inputs(plan: RetrainPlan, prepared: PreparedData) -> RunInputs:
+    kind = {
+        "tune": plan.tune.model_dump(mode="json") if plan.tune else None,
+        "rehearse": plan.rehearse,
+        "eval_modes": plan.eval_modes,
+    }
+    return run_inputs(plan.repo_dir, plan.preset, plan.training_overrides, prepared.md5, plan.workers, kind)
+
+
+def _skip(
+    plan: RetrainPlan, prepared: PreparedData, inputs: RunInputs, current: PublishedModel, meter: StageMeter
+) -> RetrainSummary:
+    """Nothing changed since ``current`` was published: say so (log and artifact) instead of training again."""
+    reference = f"{current.name}:{current.version}"
+    message = (
+        f"up to date: {reference} was made from the same inputs (fingerprint {inputs.sha256()[:12]}: commit "
+        f"{(inputs.code_commit or '')[:12]}, data md5 {prepared.md5}, {plan.workers} workers); nothing trained. "
+        "Pass force=True to retrain anyway."
+    )
+    get_run_logger().info(message)
+    create_markdown_artifact(
+        f"# up to date: {reference}\n\n{message}\n\nModel: `{current.uri}`\n",
+        key=artifact_key("up-to-date", plan.model_name),
+        description=f"up to date: {reference}",
+    )
+    summary = RetrainSummary(
+        model=current,
+        data=prepared,
+        train=None,
+        metrics=current.metrics,
+        run_dir=str(plan.run_dir),
+        stages=dict(meter.stages),
+        fingerprint=inputs.sha256(),
+        up_to_date=reference,
+    )
+    atomic_write_json(plan.run_dir / "retrain.json", summary.model_dump(mode="json"))
+    print(message)
+    return summary
 
 
 def _log_data(prepared: PreparedData) -> None:
@@ -247,11 +311,12 @@ def _finish(
     evaluated: EvalOutcome,
     meter: StageMeter,
     full_run: dict[str, float] | None,
+    inputs: RunInputs,
 ) -> RetrainSummary:
     """Publish (a rehearsal, i.e. with ``full_run``, with its report in the manifest), record artifacts, write
     retrain.json."""
-    tune_run, tune_trial = tune_names
-    request = _publish_request(plan, prepared, trained, tune_run, tune_trial, evaluated)
+    tune_run, _ = tune_names
+    request = _publish_request(plan, prepared, trained, tune_names, evaluated, inputs)
     rehearsal = _rehearsal_report(plan, full_run, trained, evaluated, meter) if full_run is not None else None
     if rehearsal is not None:
         request.extra["rehearsal"] = rehearsal.model_dump(mode="json", exclude={"model", "metrics"})
@@ -276,6 +341,7 @@ def _finish(
         run_dir=str(plan.run_dir),
         stages=dict(meter.stages),
         rehearsal=rehearsal,
+        fingerprint=inputs.sha256(),
     )
     atomic_write_json(plan.run_dir / "retrain.json", summary.model_dump(mode="json", exclude={"train": {"config"}}))
     print(f"published {published.uri}\n  model card: {published.card_url}\n  training curve: {published.curve_url}")
@@ -308,6 +374,9 @@ def command(
     rehearse: Annotated[
         bool, typer.Option("--rehearse", help="dress rehearsal: real data and model, CPU-sized budget, projection")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="retrain even when the latest version was made from the same inputs")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a failure")] = False,
 ) -> None:
     """Run the retrain flow in this process (Prefect without a server unless PREFECT_API_URL points at one) and
@@ -330,11 +399,18 @@ def command(
     plan = plan_retrain(**request, run_id="preflight")
     preflight(plan)
     with local_prefect_settings():
-        summary = retrain(**request)
+        summary = retrain(**request, force=force)
     model = summary.model
+    if summary.up_to_date:
+        print(
+            f"\nUp to date:      {summary.up_to_date} (nothing trained; --force retrains)\n"
+            f"Model card:      {model.card_url}"
+        )
+        return
+    selection = summary.train.selection if summary.train else None
     print(
         f"\nPublished model: {model.uri}\nModel card:      {model.card_url}\n"
-        f"Training curve:  {model.curve_url}\nSelected:        {describe_selection(summary.train.selection)}\n"
+        f"Training curve:  {model.curve_url}\nSelected:        {describe_selection(selection)}\n"
         f"Test metrics:    {json.dumps(summary.metrics)}"
     )
     if summary.rehearsal is not None:
