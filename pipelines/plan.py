@@ -43,8 +43,20 @@ class Infrastructure(BaseModel):
 
     ray_address: str | None = Field(None, description="Ray cluster address; None starts a local Ray")
     ray_storage: str | None = Field(None, description="Ray checkpoints: a folder or s3://; default in the run folder")
+    ray_jobs_url: str | None = Field(
+        None, description="the cluster's Jobs API (http://head:8265); default: port 8265 on ray_address's host"
+    )
     dvc_remote: str | None = Field(None, description="DVC remote; None = the project's default remote, if any")
     repo_dir: str | None = Field(None, description="project checkout (default: this one)")
+
+
+def jobs_url(where: Infrastructure) -> str | None:
+    """Where training jobs go: the given Jobs API URL, else the dashboard port (8265) of the ``ray_address`` host,
+    else None (the local head)."""
+    if where.ray_jobs_url or not where.ray_address:
+        return where.ray_jobs_url
+    host = where.ray_address.removeprefix("ray://").rpartition(":")[0]
+    return f"http://{'127.0.0.1' if where.ray_address == 'auto' else host}:8265"
 
 
 class PublishOptions(BaseModel):
@@ -87,6 +99,8 @@ def check_infrastructure(where: Infrastructure, repo: Path) -> None:
     """Ray address, Ray storage and DVC remote: well formed and known (the remote in `dvc remote list`)."""
     if where.ray_address and not RAY_ADDRESS.match(where.ray_address):
         raise UsageError(f"ray_address {where.ray_address!r}: expected host:port, ray://host:port or auto")
+    if where.ray_jobs_url and not re.match(r"^https?://[A-Za-z0-9_.\-]+(:\d{1,5})?/?$", where.ray_jobs_url):
+        raise UsageError(f"ray_jobs_url {where.ray_jobs_url!r}: expected http(s)://host:port (the Ray dashboard)")
     if where.ray_storage and where.ray_storage.startswith("s3"):
         parse_s3_url(where.ray_storage)
     elif where.ray_storage and "://" in where.ray_storage:

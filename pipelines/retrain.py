@@ -11,6 +11,7 @@ parameters publish the same data hash and metrics. Each run writes ``runs/<name>
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from enum import StrEnum
@@ -26,7 +27,7 @@ from pydantic import BaseModel, Field
 from pipelines.artifacts import artifact_key, record_run_artifacts
 from pipelines.evaluate import EvalOutcome, evaluate
 from pipelines.fingerprint import FINGERPRINT_KEY, RunInputs, run_inputs, up_to_date_version
-from pipelines.plan import Infrastructure, PublishOptions, RetrainPlan, TuneRequest, now, plan_retrain
+from pipelines.plan import Infrastructure, PublishOptions, RetrainPlan, TuneRequest, jobs_url, now, plan_retrain
 from pipelines.preflight import preflight
 from pipelines.prepare_data import PreparedData, prepare_data
 from pipelines.project import local_prefect_settings
@@ -39,6 +40,7 @@ from pipelines.rehearsal import (
     rehearsal_overrides,
     training_rate,
 )
+from pipelines.reproduction import COMPARISON_KEY, REPRODUCES_KEY, check_same_config, check_same_data, compare
 from pipelines.stages import StageMeter, StageUsage
 from pipelines.train import TrainOutcome, train
 from pipelines.tune import tune as tune_flow
@@ -46,8 +48,9 @@ from trm.atomic import atomic_write_json
 from trm.cli.output import OneLineErrors, set_debug
 from trm.config import TRMConfig, load_config
 from trm.data.dataset_folder import read_metadata
+from trm.distributed.head import head_processes
 from trm.model.flops import supervision_step_flops
-from trm.store import ModelStore, PublishRequest, redact
+from trm.store import Manifest, ModelRef, ModelStore, PublishRequest, redact
 from trm.store.card import describe_selection
 
 
@@ -67,8 +70,25 @@ class RetrainSummary(BaseModel):
     rehearsal: RehearsalReport | None = None
 
 
+def training_job_key(plan: RetrainPlan, inputs: RunInputs) -> str:
+    """The Ray job (and run folder) of this training: the same inputs into the same store before the same latest
+    version give the same key, so a flow run started after a killed one finds its training. A checkout with
+    uncommitted changes has no identity: its key is its own flow run's."""
+    latest = max(ModelStore.open(plan.store_url).versions(plan.model_name), default=0)
+    parts = [inputs.sha256(), plan.store_url, str(latest), "" if inputs.identifiable else plan.run_dir.name]
+    return f"{plan.model_name}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:12]}"
+
+
+def _in_job_folder(plan: RetrainPlan, inputs: RunInputs) -> RetrainPlan:
+    """One training job works in a folder named by its key, so a later flow run finds it (a search keeps the flow
+    run's folder)."""
+    if plan.tune is not None:
+        return plan
+    return plan.model_copy(update={"run_dir": plan.repo_dir / "runs" / training_job_key(plan, inputs)})
+
+
 def _training(plan: RetrainPlan, prepared: PreparedData) -> tuple[TrainOutcome, str | None, str | None]:
-    """(outcome, Tune run name, best trial) of a Ray Train run or, with ``plan.tune``, a Tune search."""
+    """(outcome, Tune run name, best trial) of a Ray Train job or, with ``plan.tune``, a Tune search."""
     data_root, where = str(Path(prepared.data_dir).parent), plan.where
     if plan.tune is None:
         trained = train(
@@ -79,6 +99,9 @@ def _training(plan: RetrainPlan, prepared: PreparedData) -> tuple[TrainOutcome, 
             ray_address=where.ray_address,
             workers=plan.workers,
             ray_storage=where.ray_storage,
+            job_key=f"trm-{plan.run_dir.name}",
+            repo_dir=str(plan.repo_dir),
+            ray_jobs_url=jobs_url(where),
         )
         return trained, None, None
     tuned = tune_flow(
@@ -127,7 +150,6 @@ def _publish_request(
             "rehearsal": plan.rehearse,
             "prefect_flow_run": str(current_flow_run.get_id() or ""),
             FINGERPRINT_KEY: {"sha256": inputs.sha256(), "inputs": inputs.model_dump(mode="json", exclude={"config"})},
-            **({"reproduces": plan.reproduces} if plan.reproduces else {}),
         },
     )
 
@@ -212,9 +234,8 @@ def retrain(
     preset's run name) to ``store_url`` (default $TRM_STORE, else <checkout>/artifacts). ``rehearse`` runs the
     preset's real data and model through every stage on a CPU-sized budget (pipelines/rehearsal.py).
 
-    When the latest version of the model was made from the same inputs (committed code, data hash, resolved config,
-    lock file, workers), nothing is trained: the run records "up to date" and ends, unless ``force``.
-    ``reproduces`` (NAME:V, set by `trm models reproduce`) always trains and is recorded in the manifest."""
+    If the latest version was made from the same inputs (pipelines/fingerprint.py) nothing is trained, unless
+    ``force``; ``reproduces`` (NAME:V, from `trm models reproduce`) always trains and is recorded in the manifest."""
     plan = plan_retrain(
         preset=preset,
         dataset=dataset,
@@ -230,24 +251,20 @@ def retrain(
         rehearse=rehearse,
         reproduces=reproduces,
     )
-    meter = StageMeter()
+    meter = StageMeter(also=head_processes)  # training runs on the local head, outside this process tree
     with meter.stage("preflight"):
         preflight(plan, say=get_run_logger().info)
     with meter.stage("data"):
         prepared = prepare_data(plan.dataset, remote=plan.where.dvc_remote, repo_dir=str(plan.repo_dir))
     _log_data(prepared)
+    original = _original(plan, prepared)
     plan.timestamps["data_ready"] = now()
     plan, full_run = _rehearsal_plan(plan, prepared)
     inputs = _run_inputs(plan, prepared)
-    current = (
-        None
-        if force or plan.reproduces
-        else up_to_date_version(ModelStore.open(plan.store_url), plan.model_name, inputs)
-    )
+    current = None if force or original else _up_to_date(plan, inputs)
     if current is not None:
-        return _skip(plan, prepared, inputs, PublishedModel.of(ModelStore.open(plan.store_url), current), meter)
-    if not inputs.identifiable:
-        get_run_logger().info("the checkout has uncommitted changes: its code has no identity, so this run retrains")
+        return _skip(plan, prepared, inputs, current, meter)
+    plan = _in_job_folder(plan, inputs)
     with meter.stage("train"):
         trained, tune_run, tune_trial = _training(plan, prepared)
     plan.timestamps["training_finished"] = now()
@@ -255,7 +272,28 @@ def retrain(
         evaluated = evaluate(
             trained.export_dir, prepared.data_dir, out_dir=str(plan.run_dir / "eval"), modes=plan.eval_modes
         )
-    return _finish(plan, prepared, trained, (tune_run, tune_trial), evaluated, meter, full_run, inputs)
+    reproduction = _compare(original, trained, evaluated)
+    return _finish(plan, prepared, trained, (tune_run, tune_trial), evaluated, meter, full_run, inputs, reproduction)
+
+
+def _original(plan: RetrainPlan, prepared: PreparedData) -> Manifest | None:
+    """The version this run reproduces (None for an ordinary retrain); its data must be the data just prepared."""
+    if not plan.reproduces:
+        return None
+    store = ModelStore.open(plan.store_url)
+    original = store.manifest(ModelRef.parse(plan.reproduces).name, store.resolve(plan.reproduces))
+    check_same_data(original, prepared.md5)
+    return original
+
+
+def _compare(original: Manifest | None, trained: TrainOutcome, evaluated: EvalOutcome) -> dict[str, Any]:
+    """For a reproduction: what the manifest records about it (the original and how this run compares)."""
+    if original is None:
+        return {}
+    check_same_config(original, trained.config)
+    comparison = compare(original, Path(trained.export_dir), evaluated.metrics)
+    get_run_logger().info("reproduction of %s: %s", comparison.original, comparison.verdict(tolerance=0.0))
+    return {REPRODUCES_KEY: comparison.original, COMPARISON_KEY: comparison.model_dump(mode="json")}
 
 
 def _run_inputs(plan: RetrainPlan, prepared: PreparedData) -> RunInputs:
@@ -265,6 +303,16 @@ def _run_inputs(plan: RetrainPlan, prepared: PreparedData) -> RunInputs:
         "eval_modes": plan.eval_modes,
     }
     return run_inputs(plan.repo_dir, plan.preset, plan.training_overrides, prepared.md5, plan.workers, kind)
+
+
+def _up_to_date(plan: RetrainPlan, inputs: RunInputs) -> PublishedModel | None:
+    """The latest version of the model if it was made from these inputs."""
+    if not inputs.identifiable:
+        get_run_logger().info("the checkout has uncommitted changes: its code has no identity, so this run retrains")
+        return None
+    store = ModelStore.open(plan.store_url)
+    current = up_to_date_version(store, plan.model_name, inputs)
+    return PublishedModel.of(store, current) if current is not None else None
 
 
 def _skip(
@@ -312,11 +360,13 @@ def _finish(
     meter: StageMeter,
     full_run: dict[str, float] | None,
     inputs: RunInputs,
+    reproduction: dict[str, Any],
 ) -> RetrainSummary:
     """Publish (a rehearsal, i.e. with ``full_run``, with its report in the manifest), record artifacts, write
     retrain.json."""
     tune_run, _ = tune_names
     request = _publish_request(plan, prepared, trained, tune_names, evaluated, inputs)
+    request.extra.update(reproduction)
     rehearsal = _rehearsal_report(plan, full_run, trained, evaluated, meter) if full_run is not None else None
     if rehearsal is not None:
         request.extra["rehearsal"] = rehearsal.model_dump(mode="json", exclude={"model", "metrics"})
@@ -377,6 +427,9 @@ def command(
     force: Annotated[
         bool, typer.Option("--force", help="retrain even when the latest version was made from the same inputs")
     ] = False,
+    reproduces: Annotated[
+        str | None, typer.Option(help="NAME:V this run reproduces (set by `trm models reproduce`)", hidden=True)
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a failure")] = False,
 ) -> None:
     """Run the retrain flow in this process (Prefect without a server unless PREFECT_API_URL points at one) and
@@ -399,7 +452,11 @@ def command(
     plan = plan_retrain(**request, run_id="preflight")
     preflight(plan)
     with local_prefect_settings():
-        summary = retrain(**request, force=force)
+        summary = retrain(**request, force=force, reproduces=reproduces)
+    _print_summary(summary)
+
+
+def _print_summary(summary: RetrainSummary) -> None:
     model = summary.model
     if summary.up_to_date:
         print(

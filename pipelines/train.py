@@ -1,9 +1,16 @@
-"""Flow `train`: one Ray Train job (local Ray started on demand, or a cluster address), then the export
-(``model.safetensors`` + ``config.json``) that evaluation and the store load, beside the run's ``metrics.jsonl``."""
+"""Flow `train`: one Ray Train run, then the export (``model.safetensors`` + ``config.json``) that evaluation and
+the store load, beside the run's ``metrics.jsonl``.
+
+With a ``job_key`` (what the retrain flow passes) training is a Ray job (trm/distributed/job.py) on a cluster, or on
+the local head that outlives this process (trm/distributed/head.py): a killed flow leaves it running, and the next
+flow run with the same key re-attaches to it, takes its result, or resumes it from its last checkpoint. Without
+one, training runs in this process on a local Ray started for it (or the cluster at ``ray_address``).
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +21,8 @@ from pydantic import BaseModel, Field
 from pipelines.retries import retry_if_transient
 from trm.atomic import atomic_write_text
 from trm.config import TRMConfig, load_config
+from trm.distributed.head import ensure_local_head
+from trm.distributed.job import TrainJobs, TrainJobSpec, reusable
 from trm.distributed.train_job import RayScaling, RayTrainResult, fetch_checkpoint, run_ray_training
 from trm.train.export import export_model, load_exported
 
@@ -80,6 +89,36 @@ def ray_train(config: TRMConfig, address: str | None, workers: int, storage: str
     return run_ray_training(config, address=address, scaling=RayScaling(workers=workers), storage=storage, name=name)
 
 
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=retry_if_transient)
+def ray_train_job(
+    config: TRMConfig, jobs_url: str | None, workers: int, storage: str, name: str, job_key: str, workdir: str
+) -> RayTrainResult:
+    """Training as the Ray job ``job_key``: re-attach to a running attempt, take a finished one's result, or submit
+    the next attempt (which resumes from the run's last checkpoint). A retry of this task does the same."""
+    log = get_run_logger()
+    jobs = TrainJobs(jobs_url) if jobs_url else TrainJobs(ensure_local_head().dashboard_url)
+    attempts = jobs.attempts(job_key)
+    latest = attempts[-1] if attempts else None
+    if latest is not None and reusable(latest):
+        submission = str(latest.submission_id)
+        log.info("Ray job %s is %s (started earlier): re-attaching to it", submission, latest.status)
+    else:
+        spec = TrainJobSpec(
+            config=config.model_dump(mode="json"), scaling=RayScaling(workers=workers), storage=storage, name=name
+        )
+        submission = jobs.submit(job_key, spec, workdir=None if jobs_url else workdir, attempt=len(attempts))
+        resumed = " (resumes from the last checkpoint of the earlier attempts)" if attempts else ""
+        log.info(
+            "submitted Ray job %s to %s: %d worker(s), storage %s%s",
+            submission,
+            jobs.address,
+            workers,
+            storage,
+            resumed,
+        )
+    return jobs.wait(submission, say=lambda line: log.info("[%s] %s", submission, line))
+
+
 @task(cache_policy=NO_CACHE)
 def export_run(result: RayTrainResult, run_dir: Path) -> TrainOutcome:
     """Export the run's selected checkpoint (best validation score, or the last with ``eval.select: last``;
@@ -87,6 +126,8 @@ def export_run(result: RayTrainResult, run_dir: Path) -> TrainOutcome:
     uri = result.selected_checkpoint
     if not uri:
         raise FileNotFoundError(f"Ray run {result.name!r} in {result.storage_uri} reported no checkpoint")
+    for derived in ("best-checkpoint", "export"):  # left by an earlier flow run of the same job: made again
+        shutil.rmtree(run_dir / derived, ignore_errors=True)
     export_dir = export_checkpoint(fetch_checkpoint(uri, run_dir / "best-checkpoint"), run_dir / "export")
     metrics_log: Path | None = run_dir / "metrics.jsonl"
     if not (run_dir / "metrics.jsonl").is_file():
@@ -115,10 +156,19 @@ def train(
     workers: Annotated[int, Field(ge=1)] = 2,
     ray_storage: str | None = None,
     run_name: str | None = None,
+    job_key: str | None = None,
+    repo_dir: str | None = None,
+    ray_jobs_url: str | None = None,
 ) -> TrainOutcome:
     """Train ``preset`` (+ ``overrides``) on Ray with ``workers`` workers; checkpoints go to ``ray_storage``
-    (a folder or s3://bucket/prefix; default ``<run_dir>/ray``). Returns the export and the run's facts."""
+    (a folder or s3://bucket/prefix; default ``<run_dir>/ray``). With ``job_key``, as that Ray job: on the
+    cluster whose Jobs API is ``ray_jobs_url``, else on the local head (run from ``repo_dir``). Returns the export
+    and the run's facts."""
     run_path = Path(run_dir).resolve()
     config = resolve_config(preset, list(overrides or []), Path(data_root), run_path)
-    result = ray_train(config, ray_address, workers, ray_storage or str(run_path / "ray"), run_name or run_path.name)
+    storage, name = ray_storage or str(run_path / "ray"), run_name or run_path.name
+    if job_key is None:
+        result = ray_train(config, ray_address, workers, storage, name)
+    else:
+        result = ray_train_job(config, ray_jobs_url, workers, storage, name, job_key, repo_dir or str(Path.cwd()))
     return export_run(result, run_path)

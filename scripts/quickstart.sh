@@ -24,3 +24,4 @@ mkdir -p "$PREFECT_HOME"
 start=$(date +%s)
 .venv/bin/python -m pipelines.retrain --preset smoke --workers 2 "$@"
 echo "quickstart finished in $(( $(date +%s) - start )) s (after install)"
+echo "training ran as a job on a local Ray head, which stays up for the next run: .venv/bin/trm ray stop ends it"

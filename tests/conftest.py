@@ -1,4 +1,5 @@
-"""Fixtures shared by every test area: the offline datasets and a real S3-compatible server on loopback."""
+"""Fixtures shared by every test area: the offline datasets, a real S3-compatible server on loopback, and the local
+Ray head that training jobs run on (one per test session, in its own folder, stopped at the end)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,26 @@ SHARED_DATASETS = (REPO_ROOT.parent / "shared" / "datasets").resolve()
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Flows submit training to the local Ray head recorded in $TRM_RAY_HEAD_DIR and leave it running (that is the
+    point: it outlives them). The tests' head is recorded in a folder of this session (subprocesses inherit it) and
+    stopped after the last test, so nothing outlives the session and no developer's own head is touched."""
+    folder = tmp_path_factory.mktemp("ray-head")
+    previous = os.environ.get("TRM_RAY_HEAD_DIR")
+    os.environ["TRM_RAY_HEAD_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        from trm.distributed.head import stop_local_head  # lazy: only a session that started one pays for Ray
+
+        stop_local_head(folder)
+        if previous is None:
+            os.environ.pop("TRM_RAY_HEAD_DIR", None)
+        else:
+            os.environ["TRM_RAY_HEAD_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

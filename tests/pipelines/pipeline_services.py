@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 SERVER_START_TIMEOUT_S = 120.0
 CLEAN_PREFIXES = ("PREFECT_", "AWS_", "TRM_", "DVC_", "RAY_ADDRESS")
+KEPT = {"TRM_RAY_HEAD_DIR"}  # the test session's local Ray head (tests/conftest.py), never the developer's
 
 
 def free_port() -> int:
@@ -30,8 +31,9 @@ def free_port() -> int:
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    """This environment without any Prefect/AWS/TRM/DVC settings the developer may have, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES)}
+    """This environment without any Prefect/AWS/TRM/DVC settings the developer may have (but with the session's
+    Ray head), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_PREFIXES) or k in KEPT}
     env.update(
         PATH=f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -86,7 +88,8 @@ def running_prefect_server(home: Path) -> Iterator[PrefectServer]:
     """`prefect server start` on a free loopback port with its own PREFECT_HOME; stopped with SIGTERM after."""
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = base_env(PREFECT_HOME=str(home), PREFECT_API_URL=api_url)
+    # the scheduler service looks for due schedules every 2 s instead of every 60 s, so a schedule fires in a test
+    env = base_env(PREFECT_HOME=str(home), PREFECT_API_URL=api_url, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
     log = home / "server.log"
     with open(log, "w") as out:
         process = subprocess.Popen(

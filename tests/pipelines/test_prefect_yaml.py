@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-EXPECTED = {"smoke", "sudoku-extreme", "maze-hard", "arc-agi-1"}
+EXPECTED = {"smoke", "sudoku-extreme", "maze-hard", "arc-agi-1"}  # the retrain deployments
+REPRODUCE = "reproduce"
 
 
 def load() -> dict:
@@ -24,8 +25,8 @@ def test_every_deployment_targets_the_retrain_flow_with_valid_parameters() -> No
     stages = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
     dvc_params = yaml.safe_load((REPO / "params.yaml").read_text())
     accepted = set(inspect.signature(retrain.fn).parameters)
-    assert {d["name"] for d in declared["deployments"]} == EXPECTED
-    for deployment in declared["deployments"]:
+    assert {d["name"] for d in declared["deployments"]} == EXPECTED | {REPRODUCE}
+    for deployment in [d for d in declared["deployments"] if d["name"] != REPRODUCE]:
         where = f"deployment {deployment['name']}"
         path, _, function = deployment["entrypoint"].partition(":")
         assert (REPO / path).is_file() and function == "retrain", where
@@ -48,3 +49,13 @@ def test_runs_work_in_the_checkout_that_deployed() -> None:
     assert step["script"].strip() == "pwd"
     (pull,) = declared["pull"]
     assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == f"{{{{ {step['id']}.stdout }}}}"
+
+
+def test_the_reproduce_deployment_targets_the_reproduce_flow() -> None:
+    from pipelines.reproduce import reproduce
+
+    (deployment,) = [d for d in load()["deployments"] if d["name"] == REPRODUCE]
+    path, _, function = deployment["entrypoint"].partition(":")
+    assert (REPO / path).is_file() and function == "reproduce" and deployment["flow_name"] == reproduce.name
+    assert set(deployment["parameters"]) <= set(inspect.signature(reproduce.fn).parameters)
+    assert deployment["work_pool"]["name"] == "trm-local"

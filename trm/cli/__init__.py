@@ -9,6 +9,7 @@ from trm.cli.data import data_app
 from trm.cli.evaluate import evaluate_command
 from trm.cli.models import models_app
 from trm.cli.output import OneLineErrors, set_debug
+from trm.cli.ray_head import ray_app
 from trm.cli.train import import_official_command, train_command
 from trm.cli.tune import tune_command
 
@@ -33,7 +34,8 @@ app.command("train")(train_command)
 app.command("import-official")(import_official_command)
 app.command("evaluate")(evaluate_command)
 app.command("tune")(tune_command)
-app.add_typer(models_app, name="models", help="Published models: list, show, promote, download, publish.")
+app.add_typer(models_app, name="models", help="Published models: list, show, promote, download, publish, reproduce.")
+app.add_typer(ray_app, name="ray", help="The local Ray head that runs training jobs: status, stop.")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,7 @@ models_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
-    help="Published models: list, show, promote, download, publish.",
+    help="Published models: list, show, promote, download, publish, reproduce.",
 )
 
 StoreOption = typer.Option(
@@ -191,3 +192,22 @@ def publish(
         f"published {manifest.name}:{manifest.version} to {model_store.url} "
         f"(card: models/{manifest.name}/{manifest.version}/README.md)"
     )
+
+
+@models_app.command("reproduce")
+def reproduce(
+    ref: str = typer.Argument(..., help="NAME:VERSION or NAME@ALIAS"),
+    store: str | None = StoreOption,
+    at_commit: bool = typer.Option(False, "--at-commit", help="run the recorded commit in a git worktree"),
+    allow_code_drift: bool = typer.Option(
+        False, "--allow-code-drift", help="use this checkout's code even if it differs"
+    ),
+    tolerance: float = typer.Option(0.01, min=0, help="largest test-metric delta accepted when weights differ"),
+) -> None:
+    """Retrain a published version from its manifest (commit, data hash, resolved config, seed, workers) and publish
+    the result as a new version that records what it reproduces and how it compares. The flow lives with the other
+    Prefect flows (pipelines/reproduce.py); this runs it as `python -m pipelines.reproduce`."""
+    args = [ref, "--tolerance", str(tolerance)]
+    args += [*(["--store", store] if store else []), *(["--at-commit"] if at_commit else [])]
+    args += ["--allow-code-drift"] if allow_code_drift else []
+    raise typer.Exit(subprocess.run([sys.executable, "-m", "pipelines.reproduce", *args], check=False).returncode)

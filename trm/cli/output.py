@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import TyperException
 
 from trm.errors import UsageError
@@ -73,8 +73,8 @@ def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
     raise typer.Exit(code=code)
 
 
-class OneLineErrors(TyperGroup):
-    """A command group whose every failure ends as one line on stderr and an exit code (see the module doc)."""
+class _OneLine:
+    """Every failure ends as one line on stderr and an exit code (see the module doc)."""
 
     def main(
         self,
@@ -88,7 +88,7 @@ class OneLineErrors(TyperGroup):
         set_debug(False)
         try:
             # without standalone mode click returns an Exit's code instead of exiting; our commands return None
-            result = super().main(
+            result = super().main(  # type: ignore[misc]
                 args, prog_name, complete_var, standalone_mode=False, windows_expand_args=windows_expand_args, **extra
             )
             code = result if isinstance(result, int) else 0
@@ -109,3 +109,11 @@ class OneLineErrors(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+class OneLineErrors(_OneLine, TyperGroup):
+    """A command group with one-line errors."""
+
+
+class OneLineCommand(_OneLine, TyperCommand):
+    """A single command (positional arguments, no sub-commands) with one-line errors."""
