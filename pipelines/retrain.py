@@ -2,11 +2,13 @@
 
 Run it from a deployment (`prefect deployment run 'retrain/smoke'`, see prefect.yaml) or directly:
 
-    python -m pipelines.retrain --preset smoke                 # local Ray, Prefect without a server, ./artifacts
+    python -m pipelines.retrain --preset smoke                 # local Ray head, Prefect without a server, ./artifacts
 
 The data is named by its DVC hash (an unchanged stage is not rebuilt), training on CPU is deterministic for a fixed
-preset, seed and worker count, and the published manifest records every input, so two runs with the same code and
-parameters publish the same data hash and metrics. Each run writes ``runs/<name>-<run id>/retrain.json``.
+preset, seed and worker count, and the published manifest records every input with their fingerprint, so two runs
+with the same code and parameters publish the same data hash, weights and metrics, and a third is "up to date".
+Training is a Ray job named by the inputs (pipelines/train.py), so it outlives a killed flow. Each run writes
+``runs/<name>-<job key>/retrain.json`` (a skipped run or a search: ``runs/<name>-<flow run id>/``).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from trm.store.card import describe_selection
 
 
 class RetrainSummary(BaseModel):
-    """What a retrain did (also written to ``runs/<name>-<run id>/retrain.json``)."""
+    """What a retrain did (also written to ``retrain.json`` in the run's folder)."""
 
     model: PublishedModel
     data: PreparedData

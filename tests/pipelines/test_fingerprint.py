@@ -4,15 +4,25 @@ and when a reproduction must refuse to run this checkout's code."""
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pipelines.fingerprint import RunInputs, portable_config
 from pipelines.reproduce import code_source
-from pipelines.reproduction import RecordedRun, config_overrides
+from pipelines.reproduction import (
+    DataMismatchError,
+    RecordedRun,
+    check_same_data,
+    compare,
+    config_overrides,
+    recorded_run,
+)
 from trm.config import load_config, preset_names
 from trm.errors import UsageError
+from trm.store import Manifest
+from trm.store.manifest import DataLineage, DvcEntry, FileEntry
 
 BASE = RunInputs(
     code_commit="a" * 40,
@@ -85,3 +95,35 @@ def test_reproduction_refuses_other_code_unless_told(tmp_path: Path) -> None:
     dirty = recorded.model_copy(update={"commit_was_dirty": True})
     with pytest.raises(UsageError, match="uncommitted changes: its code cannot be checked out"):
         code_source(dirty, tmp_path, at_commit=True, allow_code_drift=False)
+
+
+def recorded_manifest(md5: str) -> Manifest:
+    config = load_config("smoke").model_dump(mode="json")
+    return Manifest(
+        name="m",
+        version=1,
+        created_at=datetime.now(UTC),
+        files={"model.safetensors": FileEntry(sha256="a" * 64, size=1)},
+        data=DataLineage(stage="sudoku-4x4", lock_file="dvc.lock", outs=[DvcEntry(path="data/sudoku-4x4", md5=md5)]),
+        config=config,
+        metrics={"fixed/exact_accuracy": 0.5},
+        extra={"preset": "smoke", "workers": 2},
+    )
+
+
+def test_a_reproduction_refuses_other_data_and_compares_weights_and_metrics(tmp_path: Path) -> None:
+    original = recorded_manifest("1" * 32 + ".dir")
+    check_same_data(original, "1" * 32 + ".dir")
+    with pytest.raises(DataMismatchError, match=r"data differs from m:1's: DVC md5 2+\.dir now, 1+\.dir recorded"):
+        check_same_data(original, "2" * 32 + ".dir")
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    comparison = compare(original, tmp_path, {"fixed/exact_accuracy": 0.52, "fixed/count": 200})
+    assert not comparison.weights_identical and comparison.metric_deltas == {
+        "fixed/exact_accuracy": pytest.approx(0.02)
+    }
+    assert comparison.verdict(0.01).endswith("> 0.01") and comparison.verdict(0.05).endswith("<= 0.05")
+    recorded = recorded_run(original)
+    assert (recorded.preset, recorded.dataset, recorded.workers) == ("smoke", "sudoku-4x4", 2)
+    assert recorded.data_md5 == "1" * 32 + ".dir"
+    with pytest.raises(UsageError, match="only versions published by the retrain flow can be reproduced"):
+        recorded_run(original.model_copy(update={"extra": {}}))

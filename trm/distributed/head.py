@@ -1,14 +1,16 @@
 """A local Ray head that outlives the process that started it, so training submitted to it as a Ray job survives
 its orchestrator (a killed flow run or Prefect worker).
 
-One head per state folder (``$TRM_RAY_HEAD_DIR``, default ``~/.cache/trm-pipeline/ray-head``): the first caller
-starts it with `ray start --head` in its own session (a Ctrl-C or SIGKILL of the caller's process group does not
-reach it) and records its addresses in ``head.json``; later callers find it there and check that its dashboard (the
-Jobs API) answers. A file lock keeps two callers from starting two heads. `trm ray stop` stops it.
+One head per state folder (``$TRM_RAY_HEAD_DIR``, default ``~/.cache/trm-pipeline/ray-head-<environment>``): the
+first caller starts it with `ray start --head` in its own session (a Ctrl-C or SIGKILL of the caller's process group
+does not reach it) and records its addresses in ``head.json``; later callers find it there and check that its
+dashboard (the Jobs API) answers. A file lock keeps two callers from starting two heads. `trm ray stop` stops it.
+After upgrading Ray, stop the old head: client and head must run the same Ray version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -44,7 +46,10 @@ class LocalHead(BaseModel):
 
 
 def head_dir() -> Path:
-    default = Path.home() / ".cache" / "trm-pipeline" / "ray-head"
+    """``$TRM_RAY_HEAD_DIR``, else one folder per Python environment: the head's workers run the interpreter that
+    started it, so two virtual environments must not share one."""
+    env_id = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]
+    default = Path.home() / ".cache" / "trm-pipeline" / f"ray-head-{env_id}"
     return Path(os.environ.get("TRM_RAY_HEAD_DIR") or default).expanduser()
 
 

@@ -7,7 +7,8 @@ next attempt when it failed or was stopped. Every attempt trains under the same 
 attempt resumes from the last checkpoint instead of starting over.
 
 As a module (`python -m trm.distributed.job SPEC`) this is the job's driver: it trains the spec and prints the
-result on one marked line, which the caller reads back from the job's logs (so no shared folder is needed).
+result on one marked line, which the caller reads back from the job's logs (so no shared folder is needed). SPEC is
+``@PATH`` of the spec's JSON on a local head (the run folder; readable in the job's log line), else the spec inline.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 
+from trm.atomic import atomic_write_text
 from trm.config import TRMConfig
 from trm.distributed.train_job import RayScaling, RayTrainResult, run_ray_training
 
@@ -49,6 +52,8 @@ class TrainJobSpec(BaseModel):
 
     @classmethod
     def decode(cls, text: str) -> TrainJobSpec:
+        if text.startswith("@"):
+            return cls.model_validate_json(Path(text[1:]).read_text())
         return cls.model_validate_json(base64.urlsafe_b64decode(text.encode()))
 
 
@@ -77,11 +82,14 @@ class TrainJobs:
     def submit(self, key: str, spec: TrainJobSpec, workdir: str | None, attempt: int) -> str:
         """Submit attempt ``attempt`` of ``key``; ``workdir`` (a folder the head can see, i.e. a local head) is where
         the driver runs and what it imports first (a git worktree's code stays its own)."""
-        python = shlex.quote(sys.executable) if workdir else "python"
-        entrypoint = f"{python} -m trm.distributed.job {spec.encoded()}"
         env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
-        if workdir:
-            entrypoint = f"cd {shlex.quote(workdir)} && {entrypoint}"
+        entrypoint = f"python -m trm.distributed.job {spec.encoded()}"
+        if workdir:  # the head shares this machine's disk: the spec goes into the run folder (absolute)
+            run = spec.config["run"]
+            spec_file = Path(run["output_dir"]) / run["name"] / f"{attempt_id(key, attempt)}.json"
+            atomic_write_text(spec_file, spec.model_dump_json())
+            command = f"{shlex.quote(sys.executable)} -m trm.distributed.job {shlex.quote('@' + str(spec_file))}"
+            entrypoint = f"cd {shlex.quote(workdir)} && {command}"
             env["PYTHONPATH"] = os.pathsep.join(p for p in (workdir, os.environ.get("PYTHONPATH")) if p)
         return self.client.submit_job(
             entrypoint=entrypoint, submission_id=attempt_id(key, attempt), runtime_env={"env_vars": env}
