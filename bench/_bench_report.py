@@ -1,5 +1,6 @@
-"""Shared plumbing of the training/evaluation benchmarks: JSON-line output, a machine/load note, and replacing a
-script's own marked section of ``docs/benchmarks.md`` so that a rerun updates its numbers instead of appending.
+"""Shared plumbing of the training/evaluation benchmarks: JSON-line output, a machine/load note (with the CPU model
+name), the best GEMM rate (the denominator of every utilisation figure), and replacing a script's own marked section
+of ``docs/benchmarks.md`` so that a rerun updates its numbers instead of appending.
 
 A section is everything between ``<!-- bench:KEY -->`` and ``<!-- /bench:KEY -->``; when the markers are missing
 the section is appended at the end of the file. The file is written atomically (trm.atomic).
@@ -28,10 +29,39 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record, sort_keys=False), flush=True)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux; ``platform.processor()`` only says e.g. x86_64)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def gemm_rate(
+    m: int, k: int, n: int, repeats: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> float:
+    """Best FLOP/s of [m,k] x [k,n] over ``repeats`` timed calls after one warm-up call (synchronised on CUDA)."""
+    device = device or torch.device("cpu")
+    a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
+    out = torch.empty(m, n, device=device, dtype=dtype)
+    torch.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        torch.matmul(a, b, out=out)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * m * k * n / best
+
+
 def machine_note() -> str:
     """When and on what a number was measured (the load average matters: the reference machine is shared)."""
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model()
     return (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores ({cpu}), "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load}"

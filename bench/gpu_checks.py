@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from _bench_report import gemm_rate
 from train_throughput import synthetic_dataset
 
 from trm.config import ModelConfig, load_config
@@ -118,15 +119,7 @@ def synchronize(device: torch.device) -> None:
 def gemm_peak_tflops(device: torch.device, size: int) -> float:
     """Best bf16 (CUDA) or fp32 (CPU) square matmul rate: the denominator of the utilisation."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    best = float("inf")
-    for _ in range(6):
-        synchronize(device)
-        started = time.perf_counter()
-        a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e12
+    return gemm_rate(size, size, size, repeats=6, device=device, dtype=dtype) / 1e12
 
 
 def main() -> int:

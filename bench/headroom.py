@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from _bench_report import emit, machine_note, replace_section
+from _bench_report import cpu_model, emit, machine_note, replace_section
 
 from trm.config import load_config
 from trm.evaluate.report import evaluate_modes, open_for_evaluation
@@ -37,13 +37,6 @@ VARIANTS = {"full": [], "t1n1": ["model.H_cycles=1", "model.L_cycles=1"]}
 LABELS = {"full": "T=3, n=3 (the preset)", "t1n1": "T=1, n=1 (no recursion)"}
 OUT = Path("runs/bench/headroom")
 RESULTS = OUT / "results.jsonl"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def run_one(variant: str, seed: int) -> dict:

@@ -88,6 +88,8 @@ def section() -> str:
     ]
     for record in records:
         report = RehearsalReport.model_validate(record["report"])
+        # the page is read in other checkouts: name the model relative to this one, not by this machine's path
+        report = report.model_copy(update={"model": report.model.replace(f"{REPO_ROOT}/", "")})
         splits = ", ".join(
             f"{name} {s['examples']:,} rows / {s['groups']:,} groups" for name, s in record["splits"].items()
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _bench_report import emit, machine_note, replace_section
+from _bench_report import emit, gemm_rate, machine_note, replace_section
 
 from trm.config import load_config
 from trm.data.loader import PuzzleDataset
@@ -54,19 +54,6 @@ GEMM_NAMES = {  # kernels whose time is matrix products (self time, as counted b
 
 
 # ------------------------------------------------------------------------------------------------ GEMM peak
-def gemm_rate(m: int, k: int, n: int, repeats: int) -> float:
-    """Best FLOP/s of [m,k] x [k,n] fp32 over `repeats` timed calls (after one warm-up call)."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    out = torch.empty(m, n)
-    torch.matmul(a, b, out=out)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.matmul(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * m * k * n / best
-
-
 def gemm_peak(sizes: list[int], repeats: int) -> dict[str, float]:
     rates = {size: gemm_rate(size, size, size, repeats) for size in sizes}
     best_size = max(rates, key=rates.get)
