@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ray_fixtures import smoke_config, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS, EVERY = 80, 5  # many checkpoints: the stop lands mid-run even on a fast machine
+STEPS, EVERY = 80, 5  # a checkpoint every 5 steps: the stop lands mid-run even on a fast machine
+EVAL_EVERY = 40  # validation is what costs; a checkpoint between evaluations is still a restore point
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
@@ -28,7 +29,11 @@ def test_a_stopped_job_resumes_under_its_key_to_the_uninterrupted_weights(smoke_
     storage, lines = tmp_path / "ray", []
 
     def spec(name: str) -> TrainJobSpec:
-        overrides = [f"train.max_steps={STEPS}", f"train.eval_interval={EVERY}", f"train.checkpoint_interval={EVERY}"]
+        overrides = [
+            f"train.max_steps={STEPS}",
+            f"train.eval_interval={EVAL_EVERY}",
+            f"train.checkpoint_interval={EVERY}",
+        ]
         config = smoke_config(smoke_data_root, *overrides, f"run.output_dir={tmp_path}", f"run.name={name}")
         return TrainJobSpec(
             config=config.model_dump(mode="json"), scaling=RayScaling(workers=2), storage=str(storage), name=name

@@ -3,7 +3,8 @@ flow in-process, with local Ray and the local store):
 
 - the quickstart (`scripts/quickstart.sh`: DVC build, Ray Train with 2 workers, evaluation, publish to ./artifacts)
   leaves the checkout clean, and the manifest records the checkout's commit as clean;
-- the same command again finds the latest version made from the same inputs and trains nothing ("Up to date");
+- the same command again finds the latest version made from the same inputs and trains nothing ("Up to date";
+  the deployment test checks the same through a schedule, and force);
 - `trm models reproduce smoke:1` retrains from the manifest and publishes bit-identical weights as smoke:2;
 - after a new commit it refuses, and `--at-commit` reproduces in a git worktree at the recorded commit."""
 
