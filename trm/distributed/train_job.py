@@ -45,6 +45,10 @@ SCORE_METRIC = "eval_exact_accuracy"  # the headline validation metric of a repo
 # What Ray keeps and ranks checkpoints by: the validation `eval.metric` of the checkpoint's own step; NaN for a
 # checkpoint saved between evaluations (trm.train.selection.checkpoint_score), so a stale score never wins.
 CHECKPOINT_SCORE = "checkpoint_score"
+# The Ray checkpoint score of a checkpoint saved between evaluations: below every real score (those are >= 0) and
+# finite. NaN would be written as null into Ray's JSON snapshot of the run, and resuming the run then fails while
+# ranking its checkpoints ("unsupported operand type(s) for *: 'float' and 'NoneType'").
+UNSCORED = -1.0
 # What Tune's ASHA ranks: validation exact accuracy, token accuracy breaking ties (trm.train.selection.score_of).
 TUNE_SCORE = "eval_score"
 RAY_META_KEY = "ray"  # extra section in state.json: restore count across attempts
@@ -132,7 +136,8 @@ def ray_metrics(report: Report, restores: int, metric: str = "exact_accuracy") -
     config's ``eval.metric``, the checkpoint score."""
     metrics: dict[str, Any] = {f"train_{k}": float(v) for k, v in report.train.items()}
     metrics.update(eval_metrics(report.evals))
-    metrics[CHECKPOINT_SCORE] = checkpoint_score(report, metric)
+    score = checkpoint_score(report, metric)
+    metrics[CHECKPOINT_SCORE] = UNSCORED if math.isnan(score) else score
     metrics.update(
         {
             "step": report.step,
@@ -399,7 +404,7 @@ def selection_from_report(report: dict[str, Any], config: TRMConfig, rule: str =
 
 def _score(metrics: dict[str, Any]) -> float:
     value = float(metrics.get(CHECKPOINT_SCORE, math.nan))
-    return -math.inf if math.isnan(value) else value
+    return -math.inf if math.isnan(value) or value <= UNSCORED else value
 
 
 def fetch_checkpoint(uri: str, destination: Path, s3: S3Settings | None = None) -> Path:

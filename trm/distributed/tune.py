@@ -32,6 +32,7 @@ from trm.distributed.space import SearchSettings, SearchSpace, load_space, trial
 from trm.distributed.storage import Storage, resolve_storage
 from trm.distributed.train_job import (
     CHECKPOINT_SCORE,
+    UNSCORED,
     RayScaling,
     absolute_run_folder,
     build_torch_trainer,
@@ -216,8 +217,8 @@ def _trial_row(result: Any, metric: str, storage: Storage, max_reports: int) -> 
     """One trial: its parameters, how far it ran, and its best checkpointed report."""
     history = result.metrics_dataframe
     records = history.to_dict("records") if history is not None and len(history) else []
-    # checkpoints evaluated at their own step (a stale score is NaN), best validation score, earlier step on ties
-    scored = [r for r in records if _finite(r.get(CHECKPOINT_SCORE)) and r.get("checkpoint_path")]
+    # checkpoints evaluated at their own step (a stale one scores UNSCORED), best validation score, earlier step on ties
+    scored = [r for r in records if _scored(r.get(CHECKPOINT_SCORE)) and r.get("checkpoint_path")]
     top = max(scored, key=lambda r: (r[CHECKPOINT_SCORE], -r.get("step", 0))) if scored else {}
     params = dict(result.config or {})
     return {
@@ -238,6 +239,10 @@ def _trial_row(result: Any, metric: str, storage: Storage, max_reports: int) -> 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _scored(value: Any) -> bool:
+    return _finite(value) and value > UNSCORED
 
 
 def summarize(
