@@ -24,6 +24,9 @@ FINGERPRINT_KEY = "fingerprint"  # in a manifest's extra: {"sha256": ..., "input
 LOCK_FILE = "requirements.lock"
 # config fields that name where this run writes or reads, not what it computes
 RUN_LOCAL_FIELDS = (("data", "root"), ("run", "output_dir"), ("run", "name"))
+# model sizes read from the built data (0 in a preset, filled in a recorded config): the data's md5 already fixes
+# them, and a reproduction (which sets every recorded leaf) must fingerprint like the run it reproduces
+DATA_DERIVED_FIELDS = (("model", "seq_len"), ("model", "vocab_size"), ("model", "num_puzzle_identifiers"))
 
 
 class RunInputs(BaseModel):
@@ -48,9 +51,10 @@ class RunInputs(BaseModel):
 
 
 def portable_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The resolved config without the fields that only locate this run (its name, folders)."""
+    """The resolved config without the fields that only locate this run (its name, folders) or that the data
+    determines (the model's sizes)."""
     kept = json.loads(json.dumps(config))
-    for section, key in RUN_LOCAL_FIELDS:
+    for section, key in (*RUN_LOCAL_FIELDS, *DATA_DERIVED_FIELDS):
         kept.get(section, {}).pop(key, None)
     return kept
 

@@ -64,6 +64,11 @@ def test_a_recorded_config_round_trips_through_overrides(preset: str) -> None:
     recorded = load_config(preset, ["train.seed=7", "train.lr=0.000123"]).model_dump(mode="json")
     rebuilt = load_config(preset, config_overrides(recorded)).model_dump(mode="json")
     assert portable_config(rebuilt) == portable_config(recorded)
+    # a recorded config has the model's sizes filled from the data; its reproduction fingerprints like the original
+    recorded["model"].update(seq_len=81, vocab_size=11, num_puzzle_identifiers=1)
+    rebuilt = load_config(preset, config_overrides(recorded)).model_dump(mode="json")
+    preset_config = load_config(preset, ["train.seed=7", "train.lr=0.000123"]).model_dump(mode="json")
+    assert portable_config(rebuilt) == portable_config(preset_config)
 
 
 def commit(repo: Path, message: str) -> str:
