@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from trm.config import load_config
+from trm.config import DATASET_SIZES, load_config
 from trm.store import Manifest, ModelStore, NotFoundError
 from trm.store.lineage import collect_git
 
@@ -26,7 +26,7 @@ LOCK_FILE = "requirements.lock"
 RUN_LOCAL_FIELDS = (("data", "root"), ("run", "output_dir"), ("run", "name"))
 # model sizes read from the built data (0 in a preset, filled in a recorded config): the data's md5 already fixes
 # them, and a reproduction (which sets every recorded leaf) must fingerprint like the run it reproduces
-DATA_DERIVED_FIELDS = (("model", "seq_len"), ("model", "vocab_size"), ("model", "num_puzzle_identifiers"))
+DATA_DERIVED_FIELDS = tuple(("model", key) for key in DATASET_SIZES)
 
 
 class RunInputs(BaseModel):

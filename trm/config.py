@@ -26,6 +26,10 @@ class ConfigError(UsageError):
     """A preset or override that cannot be turned into a valid TRMConfig; the message names the source and key."""
 
 
+# ModelConfig sizes a preset leaves at 0 and a built dataset's metadata.json fills in (same field names there)
+DATASET_SIZES = ("seq_len", "vocab_size", "num_puzzle_identifiers")
+
+
 class ModelConfig(BaseModel):
     """Shape and recursion of the TRM network (docs/reference.md §1). Defaults are the paper's ARC/Maze values."""
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from trm.atomic import atomic_folder
-from trm.config import ModelConfig, TRMConfig
+from trm.config import DATASET_SIZES, ModelConfig, TRMConfig
 from trm.data.dataset_folder import read_metadata
 from trm.model import TRM
 from trm.train.checkpoint import read_checkpoint
@@ -43,11 +43,7 @@ def fill_from_dataset(model: ModelConfig, dataset_dir: Path, required: bool = Fa
             raise FileNotFoundError(f"dataset {dataset_dir}: no metadata.json")
         return model
     meta = read_metadata(Path(dataset_dir))
-    sizes = {
-        "seq_len": meta.seq_len,
-        "vocab_size": meta.vocab_size,
-        "num_puzzle_identifiers": meta.num_puzzle_identifiers,
-    }
+    sizes = {key: getattr(meta, key) for key in DATASET_SIZES}
     return model.model_copy(update={k: v for k, v in sizes.items() if getattr(model, k) == 0})
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from trm.config import TRMConfig
+from trm.config import DATASET_SIZES, TRMConfig
 from trm.data.loader import PuzzleDataset, make_batch
 from trm.data.sampler import GroupSampler
 from trm.data.schema import DatasetMetadata
@@ -46,11 +46,7 @@ def resolve_device(setting: str, override: torch.device | str | None = None) -> 
 def resolve_model_config(model: ModelConfig, metadata: DatasetMetadata, device: torch.device) -> ModelConfig:
     """Fill seq_len / vocab_size / num_puzzle_identifiers from the dataset and pick the forward dtype for the device
     (bf16 on CUDA as the official runs, fp32 on CPU where bf16 is ~100x slower). Explicit conflicting values fail."""
-    from_data = {
-        "seq_len": metadata.seq_len,
-        "vocab_size": metadata.vocab_size,
-        "num_puzzle_identifiers": metadata.num_puzzle_identifiers,
-    }
+    from_data = {key: getattr(metadata, key) for key in DATASET_SIZES}
     updates: dict[str, Any] = {}
     for key, value in from_data.items():
         current = getattr(model, key)
