@@ -21,9 +21,11 @@ from trm.evaluate.report import (
     bounds_of,
     build_report,
     evaluate_modes,
+    measure_strategies,
     open_for_evaluation,
     write_report,
 )
+from trm.store.card import STRATEGY_PREFIX  # eval.strategies: "strategy/<label>/<metric>"
 
 TIMING_KEYS = {"seconds", "puzzles_per_second"}
 HEADLINE_KEYS = ("exact_accuracy", "accuracy", "q_halt_accuracy", "steps", "count")
@@ -48,6 +50,12 @@ def headline_metrics(report: dict[str, Any]) -> tuple[dict[str, float], dict[str
     for key, value in (report.get("arc") or {}).items():
         if key.startswith("pass@"):
             metrics[f"ARC/{key}"] = float(value)
+    for label, summary in (report.get("strategies") or {}).items():
+        for key in (*HEADLINE_KEYS, "forward_passes"):
+            if key in summary:
+                metrics[f"{STRATEGY_PREFIX}{label}/{key}"] = float(summary[key])
+        for key in TIMING_KEYS & set(summary):
+            timings[f"{STRATEGY_PREFIX}{label}/{key}"] = float(summary[key])
     return metrics, timings
 
 
@@ -69,6 +77,7 @@ def evaluate_export(
     size = batch_size or config.eval.batch_size
     arc = arc_evaluator(dataset)
     results, arc_result = evaluate_modes(model, dataset, size, chosen, "cpu", arc=arc)
+    strategies = measure_strategies(model, config, dataset, size, config.eval.strategies)
     report = build_report(
         results,
         arc_result,
@@ -79,6 +88,8 @@ def evaluate_export(
         device="cpu",
         bounded=bounds_of(dataset, config),
     )
+    if strategies:
+        report["strategies"] = strategies
     path = write_report(report, Path(out_dir), arc_result)
     if arc is not None:  # what a leaderboard would read: every scored task, k attempts per test pair
         check_submission(Path(out_dir) / "submission.json", arc.test_puzzles)

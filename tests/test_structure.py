@@ -25,6 +25,7 @@ FLOOR_ORDER = (
     "trm.train",
     "trm.evaluate",
     "trm.store",
+    "trm.solve",
     "trm.distributed",
     "top",
     "pipelines",

@@ -108,6 +108,132 @@ class TrainConfig(BaseModel):
         return self
 
 
+StrategyName = Literal["fixed", "adaptive", "trajectories", "first_to_halt", "vote"]
+# The fields each strategy reads, in label order; another field away from its default is refused (it would be ignored).
+STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
+    "fixed": ("steps",),
+    "adaptive": ("steps", "halt_threshold", "calibrate"),
+    "trajectories": ("steps", "trajectories", "noise", "seed"),
+    "first_to_halt": ("steps", "halt_threshold", "trajectories", "noise", "seed"),
+    "vote": ("steps", "votes", "seed"),
+}
+
+
+class InferenceConfig(BaseModel):
+    """How a model turns a puzzle into an answer (``trm.evaluate.strategies.solve_batch``): used by `trm solve`,
+    `trm evaluate --strategy` and the evaluate stage. Also accepted as its CLI form, e.g. ``"fixed:steps=64"``
+    (``parse_strategy``), wherever a config holds one."""
+
+    # an infinite halt_threshold (never halt early) survives a JSON dump (config.json) as "Infinity"
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+    strategy: StrategyName = Field(
+        "fixed",
+        description="fixed = N steps; adaptive = stop at the first q_halt > halt_threshold; trajectories = K noisy "
+        "runs, the highest final q_halt wins; first_to_halt = K noisy runs, the first to halt wins; vote = augmented "
+        "copies (Sudoku, Maze), majority of the answers mapped back",
+    )
+    steps: int | None = Field(
+        None,
+        ge=1,
+        description="supervision steps (the maximum for adaptive/first_to_halt); None = halt_max_steps; may exceed it",
+    )
+    halt_threshold: float = Field(0.0, description="q_halt logit above which a run halts (adaptive, first_to_halt)")
+    trajectories: int = Field(8, ge=1, description="K runs per puzzle; run 0 starts from the plain initial state")
+    noise: float = Field(0.1, ge=0, description="std of the Gaussian noise added to the initial y, z of runs 1..K-1")
+    votes: int = Field(8, ge=1, description="augmented copies per puzzle for vote; copy 0 is the identity")
+    seed: int = Field(0, description="seeds the trajectory noise and the vote's Sudoku transforms")
+    calibrate: bool = Field(
+        False,
+        description="adaptive: choose halt_threshold on the val split first (the cheapest threshold whose exact "
+        "accuracy is within 0.5 points of fixed N steps; trm/evaluate/calibration.py)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        return _strategy_fields(data) if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _only_fields_that_apply(self) -> InferenceConfig:
+        if self.halt_threshold != self.halt_threshold:  # NaN never compares: nothing would ever halt
+            raise ValueError("halt_threshold must be a number, not NaN")
+        if self.calibrate and self.halt_threshold != 0.0:
+            raise ValueError("calibrate chooses halt_threshold: give one or the other")
+        fields = type(self).model_fields
+        ignored = fields.keys() - {"strategy", *STRATEGY_FIELDS[self.strategy]}
+        # a dumped config (config.json) names every field: only values that differ from the default are refused
+        extra = sorted(name for name in ignored if getattr(self, name) != fields[name].default)
+        if extra:
+            raise ValueError(f"strategy {self.strategy!r} reads only {_reads(self)}; also set: {', '.join(extra)}")
+        return self
+
+    def label(self) -> str:
+        """Short stable name: the strategy and the fields it reads that differ from their defaults, e.g.
+        ``trajectories:trajectories=16,noise=0.2``; ``parse_strategy(label)`` gives this config back."""
+        fields = type(self).model_fields
+        parts = [
+            f"{name}={_format_value(getattr(self, name))}"
+            for name in STRATEGY_FIELDS[self.strategy]
+            if getattr(self, name) != fields[name].default
+        ]
+        return self.strategy + (":" + ",".join(parts) if parts else "")
+
+
+def _reads(config: InferenceConfig) -> str:
+    return ", ".join(STRATEGY_FIELDS[config.strategy]) or "nothing"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _strategy_fields(text: str) -> dict[str, Any]:
+    """``name[:key=value,...]`` -> the field dict of an InferenceConfig; ValueError names the bad part."""
+    name, _, rest = text.strip().partition(":")
+    if name not in STRATEGY_FIELDS:
+        raise ValueError(f"strategy {text!r}: unknown strategy {name!r}; expected one of {list(STRATEGY_FIELDS)}")
+    fields: dict[str, Any] = {"strategy": name}
+    for item in rest.split(",") if rest.strip() else []:
+        if item.strip() == "calibrate":  # shorthand: adaptive:calibrate
+            item = "calibrate=true"
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key or not value:
+            raise ValueError(f"strategy {text!r}: {item.strip()!r} is not key=value")
+        if key not in STRATEGY_FIELDS[name]:
+            what = "is unknown" if key not in InferenceConfig.model_fields else f"does not apply to {name}"
+            raise ValueError(f"strategy {text!r}: key {key!r} {what}; {name} takes {list(STRATEGY_FIELDS[name])}")
+        if key in fields:
+            raise ValueError(f"strategy {text!r}: {key!r} given twice")
+        if key == "calibrate":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"strategy {text!r}: calibrate={value!r} is not true or false")
+            fields[key] = value.lower() in ("true", "1")
+            continue
+        kind = float if key in ("halt_threshold", "noise") else int
+        try:
+            fields[key] = kind(value)
+        except ValueError:
+            raise ValueError(
+                f"strategy {text!r}: {key}={value!r} is not {'a number' if kind is float else 'an integer'}"
+            ) from None
+    return fields
+
+
+def parse_strategy(text: str) -> InferenceConfig:
+    """The CLI form ``fixed``, ``fixed:steps=64``, ``adaptive:halt_threshold=1.5``,
+    ``trajectories:trajectories=16,noise=0.2,seed=1``, ``vote:votes=8`` -> InferenceConfig. A ValueError names the
+    bad key or value."""
+    fields = _strategy_fields(text)
+    try:
+        return InferenceConfig.model_validate(fields)
+    except ValidationError as err:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors()]
+        raise ValueError(f"strategy {text!r}: " + "; ".join(problems)) from None
+
+
 class EvalConfig(BaseModel):
     """Periodic evaluation during training and the choice of the checkpoint a run hands on. Everything here uses
     the validation split: the test split is measured once, after training, on the selected checkpoint."""
@@ -129,6 +255,11 @@ class EvalConfig(BaseModel):
     )
     max_variants: int | None = Field(
         None, gt=0, description="and of each group only its first M puzzles (augmented variants); None = all"
+    )
+    strategies: list[InferenceConfig] = Field(
+        default_factory=list,
+        description="inference strategies the evaluate stage measures on the test split besides the official fixed "
+        "pass (each an InferenceConfig or its CLI form, e.g. 'trajectories:trajectories=16')",
     )
 
     @model_validator(mode="after")

@@ -169,3 +169,80 @@ def test_evaluate_accepts_a_training_checkpoint_folder(tmp_path) -> None:
     assert report["dataset"] == str(data_dir)
     assert report["modes"]["fixed"]["count"] == n and report["modes"]["fixed"]["steps"] == 2
     assert "arc" not in report and not (out / "submission.json").exists()
+
+
+def _write_sudoku_4x4(folder, n: int = 6) -> None:
+    """A tiny 4x4 Sudoku-shaped dataset (tokens 1 blank, 2..5 digits) with test and val splits."""
+    from trm.data.writer import DatasetWriter, ExampleBatch
+
+    rng = np.random.default_rng(0)
+    rows = ExampleBatch(
+        inputs=rng.integers(1, 6, (n, 16)).astype(np.uint8),
+        labels=rng.integers(2, 6, (n, 16)).astype(np.uint8),
+        puzzle_identifier=np.ones(n, dtype=np.int32),
+        puzzle_index=np.arange(n, dtype=np.int32),
+        group_index=np.arange(n, dtype=np.int32),
+        source_names=["gen"],
+        source_codes=np.zeros(n, dtype=np.int32),
+    )
+    with DatasetWriter(folder, seq_len=16) as writer:
+        writer.identifiers.append("only")
+        for split in ("train", "val", "test"):
+            writer.split(split).write(rows)
+        writer.commit(
+            {
+                "name": "sudoku-4x4",
+                "task": "sudoku",
+                "builder_version": "test",
+                "params": {},
+                "seq_len": 16,
+                "vocab_size": 6,
+                "vocab": ["<pad>", "<blank>", "1", "2", "3", "4"],
+                "grid_shape": (4, 4),
+                "sources": [],
+            }
+        )
+
+
+def test_evaluate_measures_each_strategy_into_eval_json(tmp_path) -> None:
+    dataset_dir = tmp_path / "sudoku-4x4"
+    _write_sudoku_4x4(dataset_dir)
+    _export(tmp_path / "model", dataset_dir, 16, 6, 2)
+    out = tmp_path / "out"
+    specs = ["fixed:steps=5", "trajectories:trajectories=2", "vote:votes=3", "adaptive:calibrate"]
+    args = ["evaluate", str(tmp_path / "model"), "--batch-size", "4", "--out", str(out), "--device", "cpu"]
+    result = CliRunner().invoke(app, args + [item for spec in specs for item in ("--strategy", spec)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "eval.json").read_text())
+    assert set(report["modes"]) == {"fixed"}  # the official pass is still there
+    strategies = report["strategies"]
+    assert list(strategies)[:3] == ["fixed:steps=5", "trajectories:trajectories=2", "vote:votes=3"]
+    assert strategies["fixed:steps=5"]["forward_passes"] == 5 and strategies["fixed:steps=5"]["count"] == 6
+    assert strategies["trajectories:trajectories=2"]["forward_passes"] == 2 * 3  # K runs x halt_max_steps
+    assert strategies["vote:votes=3"]["forward_passes"] == 3 * 3
+    calibrated = list(strategies)[3]  # keyed by what was asked for; the summary names the threshold chosen
+    assert calibrated == "adaptive:calibrate=true" and strategies[calibrated]["strategy"].startswith("adaptive:halt")
+    assert strategies[calibrated]["calibration"]["table"][-1]["threshold"] == "inf"
+    assert strategies[calibrated]["forward_passes"] <= 3
+    printed = " ".join(result.output.split())  # the same words at any terminal width
+    assert "inference strategies" in printed and "threshold calibrated on val" in printed
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("fixed:votes=2", "does not apply to fixed"),
+        ("trajectories:calibrate", "key 'calibrate' does not apply to trajectories"),
+        ("vote", "ARC votes over the dataset's own augmented variants"),
+    ],
+)
+def test_evaluate_refuses_a_bad_strategy_before_evaluating(arc_kit, tmp_path, spec: str, message: str) -> None:
+    a = np.array([[1, 2], [3, 4]])
+    tasks = {"t1": {"train": [], "test": [{"input": a.tolist(), "output": a.tolist()}]}}
+    dataset_dir, _ = arc_kit.write_arc_dataset(tmp_path / "arc-mini", tasks, variants_per_task=1)
+    meta = json.loads((dataset_dir / "metadata.json").read_text())
+    _export(tmp_path / "model", dataset_dir, 900, 12, meta["num_puzzle_identifiers"])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model"), "--out", str(out), "--strategy", spec])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and not (out / "eval.json").exists()

@@ -75,6 +75,10 @@ def test_fresh_checkout_runs_clean_skips_unchanged_and_reproduces_bit_identicall
     assert (repo / "dvc.lock").read_bytes() == lock  # the build rewrote the lock with the committed bytes
     fingerprint = manifest.extra["fingerprint"]
     assert fingerprint["inputs"]["code_commit"] == head and fingerprint["inputs"]["workers"] == 2
+    # the evaluate stage measured the preset's inference strategies; the card sets them against compute
+    assert manifest.metrics["strategy/vote:votes=4/forward_passes"] == 4 * 2, manifest.metrics
+    card = (repo / "artifacts" / "models" / "smoke" / "1" / "README.md").read_text()
+    assert "## Accuracy against compute" in card and "trajectories:trajectories=4" in card, card
 
     again, seconds = quickstart(repo, *SHORT)
     assert "Up to date:      smoke:1" in again, again[-3000:]
@@ -90,6 +94,8 @@ def test_fresh_checkout_runs_clean_skips_unchanged_and_reproduces_bit_identicall
     assert copy.extra["reproduces"] == "smoke:1" and copy.extra["reproduction"]["weights_identical"] is True
     assert copy.files["model.safetensors"] == manifest.files["model.safetensors"] and copy.metrics == manifest.metrics
     assert copy.git.commit == head
+    # same inputs, so the same fingerprint: the next scheduled run after a reproduction still skips
+    assert copy.extra["fingerprint"]["sha256"] == fingerprint["sha256"]
 
     (repo / "NOTES.md").write_text("a later commit\n")
     git(repo, "add", "NOTES.md")

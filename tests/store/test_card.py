@@ -57,3 +57,33 @@ def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
     log.write_text("[1, 2]\n")
     with pytest.raises(ValueError, match=r"metrics\.jsonl:1: expected a JSON object, got list"):
         read_metrics_log(log)
+
+
+def test_the_card_sets_each_strategy_against_its_compute() -> None:
+    """Rows sorted by forward passes, the official fixed pass among them; no table without strategies."""
+    from datetime import UTC, datetime
+
+    from trm.store.card import render_model_card
+    from trm.store.manifest import Manifest
+
+    metrics = {  # flat, as the evaluate stage publishes them
+        "fixed/exact_accuracy": 0.7,
+        "fixed/steps": 16.0,
+        "strategy/trajectories:trajectories=4/exact_accuracy": 0.8,
+        "strategy/trajectories:trajectories=4/forward_passes": 64.0,
+        "strategy/adaptive:halt_threshold=1.5/exact_accuracy": 0.69,
+        "strategy/adaptive:halt_threshold=1.5/forward_passes": 6.5,
+    }
+    manifest = Manifest(name="m", version=1, created_at=datetime.now(UTC), files={}, metrics=metrics)
+    card = render_model_card(manifest, "artifacts")
+    section = card.split("## Accuracy against compute", 1)[1].split("##", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "strategy" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "adaptive:halt_threshold=1.5",
+        "fixed (official)",
+        "trajectories:trajectories=4",
+    ]
+    assert "64" in rows[2] and "0.8" in rows[2]
+    fixed_only = {key: value for key, value in metrics.items() if key.startswith("fixed/")}
+    plain = render_model_card(manifest.model_copy(update={"metrics": fixed_only}), "artifacts")
+    assert "Accuracy against compute" not in plain

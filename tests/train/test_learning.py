@@ -4,6 +4,7 @@ included. The step is selected on the validation split; the test split is measur
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -51,3 +52,33 @@ def test_smoke_preset_learns_held_out_sudoku(tmp_path):
     assert after["count"] == len(test_ds)
     assert after["exact_accuracy"] >= 0.95, after
     assert cpu <= BUDGET_CPU_SECONDS, f"took {cpu:.1f} s of CPU ({elapsed:.1f} s wall)"
+    solve_from_the_store(result.export_dir, test_ds, tmp_path)
+
+
+def as_text(tokens) -> str:
+    """Sudoku tokens (1 blank, 2.. digits) as the HRM CSV's cells ('.' blank)."""
+    return "".join("." if int(t) == 1 else str(int(t) - 1) for t in tokens)
+
+
+def solve_from_the_store(export_dir, test_ds: PuzzleDataset, tmp_path) -> None:
+    """The learned model, published and named by a store reference, answers the held-out puzzles handed to
+    `trm solve` as an HRM CSV: right as often as the evaluation said, with the answers written as JSON."""
+    from typer.testing import CliRunner
+
+    from trm.cli import app
+    from trm.store import ModelStore, PublishRequest
+
+    store = tmp_path / "store"
+    ModelStore.open(str(store)).publish(PublishRequest(name="smoke", model_dir=export_dir))
+    rows = [
+        f",{as_text(q)},{as_text(a)},0" for q, a in zip(test_ds.inputs.numpy(), test_ds.labels.numpy(), strict=True)
+    ]
+    puzzles = tmp_path / "held_out.csv"
+    puzzles.write_text("source,question,answer,rating\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "answers.json"
+    result = CliRunner().invoke(app, ["solve", f"{store}#smoke:1", str(puzzles), "--out", str(out), "--show", "2"])
+    assert result.exit_code == 0, result.output
+    answers = json.loads(out.read_text())
+    right = sum(answer["correct"] for answer in answers)
+    assert len(answers) == len(test_ds) and right >= 0.95 * len(answers), result.output[-2000:]
+    assert f"{right}/{len(answers)} right" in " ".join(result.output.split())

@@ -10,6 +10,7 @@ from trm.cli.evaluate import evaluate_command
 from trm.cli.models import models_app
 from trm.cli.output import OneLineErrors, set_debug
 from trm.cli.ray_head import ray_app
+from trm.cli.solve import solve_command
 from trm.cli.train import import_official_command, train_command
 from trm.cli.tune import tune_command
 
@@ -33,6 +34,7 @@ app.add_typer(data_app, name="data", help="Build and inspect puzzle datasets.")
 app.command("train")(train_command)
 app.command("import-official")(import_official_command)
 app.command("evaluate")(evaluate_command)
+app.command("solve")(solve_command)
 app.command("tune")(tune_command)
 app.add_typer(models_app, name="models", help="Published models: list, show, promote, download, publish, reproduce.")
 app.add_typer(ray_app, name="ray", help="The local Ray head that runs training jobs: status, stop.")

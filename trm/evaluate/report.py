@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from trm.atomic import atomic_write_json
-from trm.config import TRMConfig
+from trm.config import InferenceConfig, TRMConfig
 from trm.data.loader import PuzzleDataset
 from trm.evaluate.arc import (
     ArcEvaluator,
@@ -24,7 +24,9 @@ from trm.evaluate.arc import (
     score_predictions,
     write_submission,
 )
+from trm.evaluate.calibration import calibrate_adaptive
 from trm.evaluate.inference import MODES, EvalResult, Mode, evaluate, warm_up
+from trm.evaluate.strategies import evaluate_strategy
 from trm.model import TRM
 from trm.train.export import load_exported
 
@@ -145,3 +147,30 @@ def write_report(report: dict[str, Any], out_dir: Path, arc_result: ArcResult | 
     if arc_result is not None:
         write_submission(arc_result, out_dir / "submission.json")
     return path
+
+
+def measure_strategies(
+    model: TRM,
+    config: TRMConfig,
+    dataset: PuzzleDataset,
+    batch_size: int,
+    strategies: Sequence[InferenceConfig],
+    device: torch.device | str = "cpu",
+    on_rows_done: Callable[[str, int], None] | None = None,
+) -> dict[str, Any]:
+    """``{label: summary}`` of each inference strategy on ``dataset`` (the eval.json ``strategies`` section). An
+    adaptive strategy with ``calibrate`` first picks its threshold on the validation split of the same dataset; its
+    summary (under the label ``adaptive:calibrate=true``) names the chosen strategy and carries the calibration
+    table."""
+    summaries: dict[str, Any] = {}
+    for requested in strategies:
+        strategy, extra = requested, {}
+        if requested.calibrate:
+            val = bounded(PuzzleDataset.open(dataset.path, "val"), config)
+            calibration = calibrate_adaptive(model, val, batch_size, steps=requested.steps, device=device)
+            strategy, extra = calibration.strategy, {"calibration": calibration.summary()}
+        progress = None if on_rows_done is None else partial(on_rows_done, requested.label())
+        result = evaluate_strategy(model, dataset, strategy, batch_size, device, on_rows_done=progress)
+        # keyed by what was asked for, so a calibrated strategy's metrics keep their name from one retrain to the next
+        summaries[requested.label()] = {**result.summary(), **extra}
+    return summaries

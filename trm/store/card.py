@@ -161,6 +161,32 @@ def _metrics_lines(manifest: Manifest) -> list[str]:
     ]
 
 
+STRATEGY_PREFIX = "strategy/"  # test metrics of the inference strategies the evaluate stage measured
+
+
+def _compute_lines(metrics: dict[str, Any]) -> list[str]:
+    """Test exact accuracy against forward passes per puzzle: the official fixed pass and each measured strategy."""
+    flat = dict(_flat(metrics))
+    labels = sorted({key[len(STRATEGY_PREFIX) :].rsplit("/", 1)[0] for key in flat if key.startswith(STRATEGY_PREFIX)})
+    if not labels:
+        return []
+    rows = []
+    if "fixed/exact_accuracy" in flat:
+        rows.append(("fixed (official)", flat["fixed/exact_accuracy"], flat.get("fixed/steps", "")))
+    for label in labels:
+        key = f"{STRATEGY_PREFIX}{label}/"
+        rows.append((label, flat.get(key + "exact_accuracy", ""), flat.get(key + "forward_passes", "")))
+    rows.sort(key=lambda row: row[2] if isinstance(row[2], (int, float)) else float("inf"))
+    return [
+        "",
+        "## Accuracy against compute",
+        "",
+        "Test split; a forward pass is one supervision step of one puzzle (the official evaluation runs 16).",
+        "",
+        table(["strategy", "test exact accuracy", "forward passes per puzzle"], rows),
+    ]
+
+
 def render_model_card(manifest: Manifest, store_url: str) -> str:
     """Markdown model card: what it is, its metrics, the curve, where it came from, how to load it."""
     created = manifest.created_at.isoformat(timespec="seconds")
@@ -174,6 +200,7 @@ def render_model_card(manifest: Manifest, store_url: str) -> str:
         "",
     ]
     lines += _metrics_lines(manifest)
+    lines += _compute_lines(manifest.metrics)
     lines += ["", "## Training curve", "", "![training curve](training_curve.png)", "", "## Lineage", ""]
     lines += _lineage_lines(manifest)
     model_cfg = manifest.config.get("model", {})
