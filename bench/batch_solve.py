@@ -51,8 +51,8 @@ from trm.distributed.batch_solve import BatchSolveSummary, solve_files  # noqa: 
 from trm.distributed.cluster import connect  # noqa: E402
 from trm.markdown import table  # noqa: E402
 from trm.model import TRM  # noqa: E402
-from trm.solve.answers import answers_from  # noqa: E402
-from trm.solve.runner import as_strategy, open_solver, read_for, solve_tokens  # noqa: E402
+from trm.solver.answers import answers_from  # noqa: E402
+from trm.solver.runner import as_strategy, open_solver, read_for, solve_tokens  # noqa: E402
 from trm.train.export import export_model  # noqa: E402
 
 SECTION = "batch_solve"

@@ -5,15 +5,18 @@ trm/evaluate/strategies.py, every choice made on the validation split, the test 
     .venv/bin/python bench/inference_strategies.py            # ~1.5 h on 2 cores; table + plot into the docs
     .venv/bin/python bench/inference_strategies.py --quick    # tiny untrained model, 8 puzzles, temp folder (CI)
     .venv/bin/python bench/inference_strategies.py --retest   # stored val choices, test phase again (~25 min)
+    .venv/bin/python bench/inference_strategies.py --val-cache runs/bench/inference_strategies/measurements.jsonl
+                        # val measurements already in that file (this script's stdout) are reused, not rerun
 
 Protocol (all on val, then test once): fixed N for N in 16 (the baseline), 32, ..., 256; adaptive halting with the
-threshold calibrated on val (`choose_threshold`, i.e. `calibrate_adaptive` on the recorded val pass: the cheapest
-threshold within 0.5 points of fixed 16); trajectories with the noise std chosen at K=8, then K in {4, 8, 16} and
-(K, steps) combinations past 16 steps; first_to_halt per K with the threshold (0 or the calibrated one) chosen on
-val; vote with V in {4, 8, 16} and (V, steps) combinations. Per family the val-best config within the 16x compute
-budget (256 forward passes per puzzle, ties to the cheaper one) is "picked on val"; the best pick over all families
-is goal 1's strategy. Fixed 16 and the calibrated adaptive config are timed side by side (best puzzles/s of
-``timing_repeats`` interleaved passes; evaluation is deterministic, so their accuracy is the same every pass).
+rule calibrated on val (`choose_threshold`, i.e. `calibrate_adaptive` on the recorded val pass: the cheapest q_halt
+threshold and stable-answer run within 0.5 points of fixed 16); trajectories with the noise std chosen at K=8, then
+K in {4, 8, 16} and (K, steps) combinations past 16 steps; first_to_halt per K with the halting rule (threshold 0, or
+the calibrated threshold and stable run) chosen on val; vote with V in {4, 8, 16} and (V, steps) combinations. Per
+family the val-best config within the 16x compute budget (256 forward passes per puzzle, ties to the cheaper one) is
+"picked on val"; the best pick over all families is goal 1's strategy. Fixed 16 and the calibrated adaptive config
+are timed side by side (best puzzles/s of ``timing_repeats`` interleaved passes; evaluation is deterministic, so
+their accuracy is the same every pass).
 Without the headroom export it is trained first (`headroom.run_one("full", 0)`, ~17 min). Results go to
 runs/bench/inference_strategies/results.jsonl (replaced each run), docs/img/inference_strategies.png and the
 `inference_strategies` section of docs/benchmarks.md. ``--retest`` reruns only the test phase from the stored val
@@ -103,9 +106,12 @@ def pick(configs: list[Config]) -> Config:
     return max(allowed, key=lambda c: (round(c.val["exact_accuracy"], 9), -c.val["forward_passes"]))
 
 
-def select_on_val(model: TRM, val: PuzzleDataset, grid: Grid, batch: int) -> Selection:
-    """Every choice of the protocol, on the validation split only (see the module doc)."""
-    cache: dict[str, dict] = {}
+def select_on_val(
+    model: TRM, val: PuzzleDataset, grid: Grid, batch: int, cache: dict[str, dict] | None = None
+) -> Selection:
+    """Every choice of the protocol, on the validation split only (see the module doc). ``cache``: val summaries
+    by strategy label measured before (evaluation is deterministic, so they are what a rerun would give)."""
+    cache = dict(cache or {})
 
     def measure(strategy: InferenceConfig) -> dict:
         if strategy.label() not in cache:
@@ -115,7 +121,7 @@ def select_on_val(model: TRM, val: PuzzleDataset, grid: Grid, batch: int) -> Sel
 
     record = record_steps(model, val, batch, max(grid.fixed))
     configs = [Config("fixed", InferenceConfig(steps=n), val_fixed(record, n)) for n in grid.fixed]
-    calibration = choose_threshold(StepRecord(record.q_halt[:, :BASE], record.exact[:, :BASE]), MAX_DROP, steps=BASE)
+    calibration = choose_threshold(record.first(BASE), MAX_DROP, steps=BASE)
     configs.append(Config("adaptive", calibration.strategy, measure(calibration.strategy)))
 
     def runs(name: str, k: int, steps: int = BASE, **extra: float) -> InferenceConfig:
@@ -128,13 +134,15 @@ def select_on_val(model: TRM, val: PuzzleDataset, grid: Grid, batch: int) -> Sel
     for name in ("trajectories", "vote"):
         extra = {"noise": noise} if name == "trajectories" else {}
         configs += [Config(name, s, measure(s)) for s in (runs(name, k, n, **extra) for k, n in shapes)]
-    threshold = calibration.strategy.halt_threshold
-    thresholds = sorted({0.0, threshold} if math.isfinite(threshold) else {0.0})
+    calibrated = calibration.strategy
+    rules = [{"halt_threshold": 0.0}]  # the paper's halting rule, and the calibrated one when it halts at all
+    if math.isfinite(calibrated.halt_threshold) or calibrated.stable:
+        rules.append({"halt_threshold": calibrated.halt_threshold, "stable": calibrated.stable})
     threshold_grid = []
     for k in grid.copies:
         tried = [
             Config("first_to_halt", s, measure(s))
-            for s in (runs("first_to_halt", k, noise=noise, halt_threshold=t) for t in thresholds)
+            for s in (runs("first_to_halt", k, noise=noise, **rule) for rule in rules)
         ]
         threshold_grid += [c.val for c in tried]
         configs.append(pick(tried))
@@ -267,7 +275,8 @@ def goal_lines(selection: Selection) -> list[str]:
 def evidence_lines(selection: Selection) -> list[str]:
     """What the val choices saw, and the halting facts that bound goal 2."""
     configs, d, cal = selection.configs, selection.diagnostics, selection.calibration
-    chosen = next(r for r in cal.table if r["threshold"] == cal.strategy.halt_threshold)
+    rule = cal.strategy
+    chosen = next(r for r in cal.table if (r["threshold"], r.get("stable", 0)) == (rule.halt_threshold, rule.stable))
     base = baseline(configs).test["exact_accuracy"]
     longer = ", ".join(
         f"{c.strategy.steps}: {100 * (c.test['exact_accuracy'] - base):+.1f}"
@@ -281,16 +290,34 @@ def evidence_lines(selection: Selection) -> list[str]:
     return [
         f"- Noise std of the trajectories, val exact at K={selection.grid.noise_copies}: {noises}; "
         f"chosen {selection.noise:g}.",
-        f"- first_to_halt thresholds on val (0 and the calibrated one; per K the better is in the table): {tried}.",
+        f"- first_to_halt halting rules on val (threshold 0, and the calibrated rule; per K the better is in the "
+        f"table): {tried}.",
         f"- More recursion alone (fixed N vs fixed 16 on test, points): {longer}.",
-        f"- Halting on val ({d['count']} puzzles): the calibrated threshold {cal.strategy.halt_threshold:.3g} "
-        f"stops a puzzle after {chosen['mean_steps']:.2f} steps on average ({BASE / chosen['mean_steps']:.2f}x fewer "
-        f"than 16) at {pct(chosen['exact_accuracy'])} val exact vs {pct(cal.fixed_exact_accuracy)} for fixed 16. "
+        f"- Halting on val ({d['count']} puzzles): the calibrated rule (q_halt threshold {rule.halt_threshold:.3g}, "
+        f"stable {rule.stable}: {stable_words(rule.stable)}) stops a puzzle after {chosen['mean_steps']:.2f} steps "
+        f"on average ({BASE / chosen['mean_steps']:.2f}x fewer than 16) at {pct(chosen['exact_accuracy'])} val "
+        f"exact vs {pct(cal.fixed_exact_accuracy)} for fixed 16. "
         f"An oracle halting each puzzle at the first step from which its answer stays exact would need "
         f"{d['oracle_steps']:.2f} steps ({BASE / d['oracle_steps']:.2f}x); {pct(d['solved_by_step_8'])} of val puzzles "
         f"are solved for good by step 8. q_halt > 0 at some step for {pct(d['q_halt_positive'])} of val puzzles "
         f"(largest logit {d['q_halt_max']:.2f}).",
     ]
+
+
+def stable_words(stable: int) -> str:
+    if not stable:
+        return "the halting head alone"
+    return f"or the answer unchanged for {stable} step{'s' if stable > 1 else ''} in a row"
+
+
+def read_val_cache(path: Path) -> dict[str, dict]:
+    """Val summaries by strategy label from a file of this script's stdout (lines with split "val")."""
+    cache = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        if record.get("bench", SECTION) == SECTION and record.get("split") == "val" and "strategy" in record:
+            cache[record["strategy"]] = {k: v for k, v in record.items() if k not in ("bench", "split", "note")}
+    return cache
 
 
 def section(selection: Selection, source: str, note: str, plot_path: Path) -> str:
@@ -385,6 +412,9 @@ def main(argv: list[str] | None = None) -> Selection:
     parser.add_argument(
         "--retest", action="store_true", help="keep the stored val choices, rerun the test phase for its timings"
     )
+    parser.add_argument(
+        "--val-cache", type=Path, help="this script's earlier stdout: its val measurements are reused, not rerun"
+    )
     args = parser.parse_args(argv)
     grid, started, note = QUICK if args.quick else Grid(), time.perf_counter(), machine_note()
     with tempfile.TemporaryDirectory(prefix="trm-strategies-") as tmp:
@@ -395,15 +425,22 @@ def main(argv: list[str] | None = None) -> Selection:
             for config in selection.configs:
                 config.test = {}
         else:
-            selection = select_on_val(model, val, grid, batch)
+            cache = read_val_cache(args.val_cache) if args.val_cache else {}
+            selection = select_on_val(model, val, grid, batch, cache)
         measure_test(model, test, selection.configs, batch, grid.timing_repeats)
     if args.retest:  # evaluation is deterministic: the test numbers must come out exactly as before
         for config, old in zip(selection.configs, stored, strict=True):
             for key in ("exact_accuracy", "accuracy", "forward_passes"):
                 assert config.test[key] == old[key], (config.strategy.label(), key, config.test[key], old[key])
     seconds = round(time.perf_counter() - started, 1)
-    write_results(args.out, selection, {"seconds": seconds, "note": note, "quick": args.quick, "retest": args.retest})
+    meta = {"seconds": seconds, "note": note, "quick": args.quick, "retest": args.retest}
+    write_results(args.out, selection, {**meta, "val_cache": str(args.val_cache) if args.val_cache else None})
     plot_path = plot(selection.configs, baseline(selection.configs), args.out / PLOT.name if args.quick else PLOT)
+    if args.val_cache:  # the docs say which val numbers were not measured in this run
+        note += (
+            f" (val measurements of the configurations already in `{args.val_cache}` taken from it, not rerun: "
+            "evaluation is deterministic, so a rerun gives the same numbers)"
+        )
     body = section(selection, source, note, plot_path)
     if not args.quick:
         replace_section(SECTION, body)

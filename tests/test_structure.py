@@ -25,7 +25,7 @@ FLOOR_ORDER = (
     "trm.train",
     "trm.evaluate",
     "trm.store",
-    "trm.solve",
+    "trm.solver",
     "trm.distributed",
     "top",
     "pipelines",

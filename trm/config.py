@@ -112,9 +112,9 @@ StrategyName = Literal["fixed", "adaptive", "trajectories", "first_to_halt", "vo
 # The fields each strategy reads, in label order; another field away from its default is refused (it would be ignored).
 STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
     "fixed": ("steps",),
-    "adaptive": ("steps", "halt_threshold", "calibrate"),
+    "adaptive": ("steps", "halt_threshold", "stable", "calibrate"),
     "trajectories": ("steps", "trajectories", "noise", "seed"),
-    "first_to_halt": ("steps", "halt_threshold", "trajectories", "noise", "seed"),
+    "first_to_halt": ("steps", "halt_threshold", "stable", "trajectories", "noise", "seed"),
     "vote": ("steps", "votes", "seed"),
 }
 
@@ -129,7 +129,8 @@ class InferenceConfig(BaseModel):
 
     strategy: StrategyName = Field(
         "fixed",
-        description="fixed = N steps; adaptive = stop at the first q_halt > halt_threshold; trajectories = K noisy "
+        description="fixed = N steps; adaptive = stop at the first q_halt > halt_threshold (or a stable answer); "
+        "trajectories = K noisy "
         "runs, the highest final q_halt wins; first_to_halt = K noisy runs, the first to halt wins; vote = augmented "
         "copies (Sudoku, Maze), majority of the answers mapped back",
     )
@@ -139,13 +140,19 @@ class InferenceConfig(BaseModel):
         description="supervision steps (the maximum for adaptive/first_to_halt); None = halt_max_steps; may exceed it",
     )
     halt_threshold: float = Field(0.0, description="q_halt logit above which a run halts (adaptive, first_to_halt)")
+    stable: int = Field(
+        0,
+        ge=0,
+        description="adaptive, first_to_halt: a run also halts once its answer has come out the same for this many "
+        "steps in a row after the step that first gave it (0 = only q_halt halts)",
+    )
     trajectories: int = Field(8, ge=1, description="K runs per puzzle; run 0 starts from the plain initial state")
     noise: float = Field(0.1, ge=0, description="std of the Gaussian noise added to the initial y, z of runs 1..K-1")
     votes: int = Field(8, ge=1, description="augmented copies per puzzle for vote; copy 0 is the identity")
     seed: int = Field(0, description="seeds the trajectory noise and the vote's Sudoku transforms")
     calibrate: bool = Field(
         False,
-        description="adaptive: choose halt_threshold on the val split first (the cheapest threshold whose exact "
+        description="adaptive: choose halt_threshold and stable on the val split first (the cheapest pair whose exact "
         "accuracy is within 0.5 points of fixed N steps; trm/evaluate/calibration.py)",
     )
 
@@ -158,8 +165,8 @@ class InferenceConfig(BaseModel):
     def _only_fields_that_apply(self) -> InferenceConfig:
         if self.halt_threshold != self.halt_threshold:  # NaN never compares: nothing would ever halt
             raise ValueError("halt_threshold must be a number, not NaN")
-        if self.calibrate and self.halt_threshold != 0.0:
-            raise ValueError("calibrate chooses halt_threshold: give one or the other")
+        if self.calibrate and (self.halt_threshold != 0.0 or self.stable != 0):
+            raise ValueError("calibrate chooses halt_threshold and stable: give one or the other")
         fields = type(self).model_fields
         ignored = fields.keys() - {"strategy", *STRATEGY_FIELDS[self.strategy]}
         # a dumped config (config.json) names every field: only values that differ from the default are refused

@@ -20,10 +20,10 @@ from trm.distributed.batch_solve import SUCCESS_FILE, encode, numbered_blocks, s
 from trm.errors import UsageError
 from trm.model import TRM
 from trm.s3 import S3Settings, pyarrow_filesystem
-from trm.solve.answers import compact
-from trm.solve.inputs import ModelKind, PuzzleInputError
-from trm.solve.puzzles import read_puzzles
-from trm.solve.runner import solve
+from trm.solver.answers import compact
+from trm.solver.inputs import ModelKind, PuzzleInputError
+from trm.solver.puzzles import read_puzzles
+from trm.solver.runner import solve
 from trm.store import ModelStore, PublishRequest
 from trm.train.export import export_model
 

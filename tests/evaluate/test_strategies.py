@@ -310,6 +310,56 @@ def test_first_to_halt_answers_with_the_first_run_that_halts(tiny) -> None:
     assert torch.allclose(solved.q_halt, qs[step, best, rows], atol=1e-5)
 
 
+def _stable_fires(preds: torch.Tensor, stable: int) -> torch.Tensor:
+    """[S, K, B] from predictions [S, K, B, L]: the run's answer at step s equals those of the ``stable`` steps
+    before it (computed by hand, step by step)."""
+    steps = preds.shape[0]
+    run = torch.zeros(preds.shape[1:3], dtype=torch.int32)
+    fires = []
+    for s in range(steps):
+        if s:
+            same = (preds[s] == preds[s - 1]).all(-1)
+            run = torch.where(same, run + 1, torch.zeros_like(run))
+        fires.append(run >= stable)
+    return torch.stack(fires)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["adaptive:halt_threshold=1e9,stable={m}", "first_to_halt:trajectories=3,noise=1.0,halt_threshold=1e9,stable={m}"],
+)
+def test_a_stable_answer_halts_a_run(tiny, spec: str) -> None:
+    """With q_halt out of reach, a run halts once its answer repeats for ``stable`` steps; the puzzle's answer is the
+    halting run with the highest q_halt."""
+    model = _model(halt_max_steps=8)
+    _randomise_q_head(model, seed=11, bias=0.0, scale=2.0)
+    with torch.no_grad():  # damped recursion: the untrained model's answers settle, row by row, at steps 2-5
+        for name, weight in model.inner.named_parameters():
+            if name.startswith("L_level") and weight.dim() == 2:
+                weight.mul_(0.5)
+    strategy = parse_strategy(spec.format(m=1))
+    preds, qs = _manual_runs(model, _batch(tiny), strategy, steps=8)
+    rows = torch.arange(ROWS)
+    steps_seen = set()
+    for m in (1, 2):
+        strategy = parse_strategy(spec.format(m=m))
+        fires = _stable_fires(preds, m)  # [S, K, B]
+        any_fire = fires.any(dim=1)  # [S, B]
+        step = torch.where(any_fire.any(0), any_fire.int().argmax(0), torch.full((ROWS,), 7))
+        halting = fires[step, :, rows]  # [B, K]
+        competing = torch.where(halting.any(1, keepdim=True), halting, True)
+        best = qs[step, :, rows].masked_fill(~competing, -torch.inf).argmax(dim=1)
+        solved = _solve(model, tiny, strategy.label())
+        assert solved.steps.tolist() == (step + 1).tolist()
+        assert torch.equal(solved.predictions, preds[step, best, rows])
+        assert (
+            solved.forward_passes.tolist()
+            == (strategy.trajectories * (step + 1) if "trajectories" in spec else step + 1).tolist()
+        )
+        steps_seen |= set(step.tolist())
+    assert len(steps_seen) > 2, "construct answers that settle at several steps"
+
+
 # -------------------------------------------------------------------------------------------------- vote
 @pytest.mark.parametrize("size", [4, 9])
 def test_sudoku_vote_transforms_map_a_transformed_label_back_exactly(size: int) -> None:
@@ -432,12 +482,14 @@ def test_calibration_numbers_equal_a_real_adaptive_run(tmp_path) -> None:
     assert len({row["mean_steps"] for row in calibration.table}) > 2, "thresholds should trade accuracy for steps"
     chosen = calibration.strategy
     assert chosen.strategy == "adaptive" and math.isfinite(chosen.halt_threshold)
-    picked = next(row for row in calibration.table if row["threshold"] == chosen.halt_threshold)
+    picked = next(
+        row for row in calibration.table if row["threshold"] == chosen.halt_threshold and row["stable"] == chosen.stable
+    )
     allowed = [r for r in calibration.table if r["exact_accuracy"] >= calibration.fixed_exact_accuracy - 0.005]
     assert picked in allowed and all(row["mean_steps"] >= picked["mean_steps"] for row in allowed)
     assert picked["mean_steps"] < 6
     for row in [*calibration.table[:: max(1, len(calibration.table) // 6)], picked]:
-        strategy = InferenceConfig(strategy="adaptive", halt_threshold=row["threshold"])
+        strategy = InferenceConfig(strategy="adaptive", halt_threshold=row["threshold"], stable=row["stable"])
         real = evaluate_strategy(model, val, strategy, batch_size=5)
         assert real.metrics["exact_accuracy"] == pytest.approx(row["exact_accuracy"])
         assert real.metrics["forward_passes"] == pytest.approx(row["mean_steps"])

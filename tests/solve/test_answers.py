@@ -14,9 +14,9 @@ import pytest
 from trm.data.augment import dihedral
 from trm.errors import UsageError
 from trm.evaluate.arc import sigmoid
-from trm.solve.answers import Answer, answers_from, output_format, rank_votes, render_answer, write_answers
-from trm.solve.inputs import Puzzles
-from trm.solve.puzzles import read_puzzles
+from trm.solver.answers import Answer, answers_from, output_format, rank_votes, render_answer, write_answers
+from trm.solver.inputs import Puzzles
+from trm.solver.puzzles import read_puzzles
 
 ARC_TASK = "12997ef3"  # two test inputs
 

@@ -20,8 +20,8 @@ from trm.data.errors import DataError
 from trm.data.maze import read_maze_csv
 from trm.data.sudoku import read_sudoku_csv, sudoku_tokens
 from trm.errors import UsageError
-from trm.solve.arc_tasks import read_arc_tasks, variant_of_name
-from trm.solve.puzzles import PuzzleInputError, read_puzzles, task_of_model
+from trm.solver.arc_tasks import read_arc_tasks, variant_of_name
+from trm.solver.puzzles import PuzzleInputError, read_puzzles, task_of_model
 
 ARC_TASK = "12997ef3"  # an ARC-AGI-1 evaluation task with two test inputs
 

@@ -34,7 +34,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = ModelStore.open(str(root / "store"))
     for name, (dataset, seq_len, vocab, ids) in KINDS.items():
         sizes = [f"model.seq_len={seq_len}", f"model.vocab_size={vocab}", f"model.num_puzzle_identifiers={ids}"]
-        config = load_config("smoke", [f"data.name={dataset}", "model.hidden_size=16", *sizes])
+        config = load_config(
+            "smoke", [f"data.name={dataset}", "model.hidden_size=16", "model.puzzle_emb_ndim=16", *sizes]
+        )
         export = export_model(TRM(config.model), config, root / name)
         store.publish(PublishRequest(name=name, model_dir=export))
     return root / "store"
@@ -70,7 +72,9 @@ def test_sudoku_from_the_real_csv(store: Path, shared_datasets: Path, tmp_path: 
 
 def test_maze_and_arc_from_the_real_files(store: Path, shared_datasets: Path, tmp_path: Path) -> None:
     mazes = head_of(shared_datasets / "maze-hard" / "test.csv", 2, tmp_path / "two.csv")
-    code, printed = solve(f"{store}#maze@latest", str(mazes), "--strategy", "fixed:steps=1", "--out", str(tmp_path / "m.json"))
+    code, printed = solve(
+        f"{store}#maze@latest", str(mazes), "--strategy", "fixed:steps=1", "--out", str(tmp_path / "m.json")
+    )
     assert code == 0, printed
     answers = json.loads((tmp_path / "m.json").read_text())
     assert len(answers) == 2 and all(len(a["answer"]) == 30 and len(a["answer"][0]) == 30 for a in answers)
@@ -78,7 +82,9 @@ def test_maze_and_arc_from_the_real_files(store: Path, shared_datasets: Path, tm
 
     task = shared_datasets / "arc-agi-1" / "data" / "evaluation" / f"{ARC_TASK}.json"
     out = tmp_path / "arc.json"
-    code, printed = solve(f"{store}#arc:1", str(task), "--strategy", "fixed:steps=1", "--variants", "3", "--out", str(out))
+    code, printed = solve(
+        f"{store}#arc:1", str(task), "--strategy", "fixed:steps=1", "--variants", "3", "--out", str(out)
+    )
     assert code == 0, printed
     answers = json.loads(out.read_text())
     assert [a["name"] for a in answers] == [f"{ARC_TASK}/test 0", f"{ARC_TASK}/test 1"]

@@ -107,10 +107,11 @@ def _run(
 
 
 STRATEGY_HELP = (
-    "also measure an inference strategy (repeatable): fixed[:steps=N], adaptive[:halt_threshold=T,steps=N], "
-    "trajectories[:trajectories=K,noise=S,seed=R,steps=N], first_to_halt[:halt_threshold=T,trajectories=K,noise=S,"
-    "seed=R,steps=N], vote[:votes=V,seed=R,steps=N] (Sudoku, Maze). 'adaptive:calibrate' first picks the threshold on "
-    "the val split: the cheapest whose exact accuracy is within 0.5 points of fixed N steps. Written to eval.json "
+    "also measure an inference strategy (repeatable): fixed[:steps=N], "
+    "adaptive[:halt_threshold=T,stable=M,steps=N], trajectories[:trajectories=K,noise=S,seed=R,steps=N], "
+    "first_to_halt[:halt_threshold=T,stable=M,trajectories=K,noise=S,seed=R,steps=N], "
+    "vote[:votes=V,seed=R,steps=N] (Sudoku, Maze). 'adaptive:calibrate' first picks the threshold and stable run on "
+    "the val split: the cheapest pair whose exact accuracy is within 0.5 points of fixed N steps. Written to eval.json "
     "under 'strategies'"
 )
 

@@ -15,8 +15,9 @@ if TYPE_CHECKING:  # torch-heavy types, imported inside the command to keep `trm
     from trm.solver.answers import Answer
 
 STRATEGY_HELP = (
-    "inference strategy: fixed[:steps=N], adaptive[:halt_threshold=T,steps=N], "
-    "trajectories[:trajectories=K,noise=S,seed=R,steps=N], first_to_halt[:halt_threshold=T,trajectories=K,...], "
+    "inference strategy: fixed[:steps=N], adaptive[:halt_threshold=T,stable=M,steps=N], "
+    "trajectories[:trajectories=K,noise=S,seed=R,steps=N], "
+    "first_to_halt[:halt_threshold=T,stable=M,trajectories=K,...], "
     "vote[:votes=V,seed=R,steps=N] (Sudoku, Maze)"
 )
 

@@ -2,7 +2,7 @@
 (local paths or ``s3://`` URLs, millions of rows) answered by a pool of model actors, the answers written as
 Parquet (a local folder or an ``s3://`` prefix).
 
-The answers are the local path's (``trm.solve.runner.solve``): each actor encodes its batch with the dataset
+The answers are the local path's (``trm.solver.runner.solve``): each actor encodes its batch with the dataset
 readers' own functions (``trm.data.sudoku``, ``trm.data.maze``), runs ``solve_tokens`` and ``answers_from``, so a
 puzzle gets the same answer, steps, confidence and forward passes whichever path or worker solves it (every
 strategy is batch-independent; the trajectories' noise is shared by all puzzles by design).
@@ -66,9 +66,9 @@ from trm.distributed.errors import _chain
 from trm.errors import PreflightError, UsageError
 from trm.evaluate.strategies import check_strategy
 from trm.s3 import S3ConfigError, S3Settings, parse_s3_url, pyarrow_filesystem, redact
-from trm.solve.answers import answers_from, compact
-from trm.solve.inputs import ModelKind, PuzzleInputError, Puzzles, one_row_per_group, task_of_model
-from trm.solve.runner import Solver, as_strategy, is_export_folder, open_solver, solve_tokens
+from trm.solver.answers import answers_from, compact
+from trm.solver.inputs import ModelKind, PuzzleInputError, Puzzles, one_row_per_group, task_of_model
+from trm.solver.runner import Solver, as_strategy, is_export_folder, open_solver, solve_tokens
 from trm.store import ModelStore, default_store_url, load_model, parse_model_uri
 
 ROWS_PER_FILE = 100_000  # a hint to Ray Data: Parquet parts of ~100k rows (~10 MB), not one per ~1 MB block

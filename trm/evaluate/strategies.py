@@ -7,15 +7,18 @@
   carry's ``halted`` flag is cleared after every call, so no row is ever reset). At N = halt_max_steps this is the
   official evaluation, bit for bit (``trm.evaluate.inference`` fixed mode).
 * ``adaptive``: a puzzle's answer is the one of its first step with q_halt > ``halt_threshold``, else of step N;
-  answered puzzles leave the batch, so their compute is saved.
+  answered puzzles leave the batch, so their compute is saved. With ``stable`` = m > 0 a puzzle also halts at the
+  first step whose answer equals the answers of the m steps before it: the answer has stopped changing. (The halting
+  head alone fires late or early on some models; a settled answer is a signal it does not need.)
 * ``trajectories``: K runs per puzzle (PTRM, arXiv 2605.19943). Run 0 starts from the plain initial state (K = 1 is
   ``fixed``), run k >= 1 from H_init / L_init plus Gaussian noise of std ``noise``. Run k's noise is drawn from a
   ``torch.Generator`` seeded with ``seed``, in run order, and shared by all puzzles: a puzzle's answer depends on
   neither its batch neighbours nor its position, and K = 16 extends K = 8 by 8 more runs. N steps each; the run with
   the highest final q_halt wins.
 * ``first_to_halt``: the same K runs stepped together ("Speed is Confidence", arXiv 2601.19085); the answer is the run
-  that first has q_halt > ``halt_threshold`` (several at that step: the highest q_halt), else the highest final
-  q_halt at step N. A puzzle stops computing once answered.
+  that first halts (q_halt > ``halt_threshold``, or with ``stable`` an answer unchanged for that many steps; several
+  at that step: the highest q_halt among them), else the highest final q_halt at step N. A puzzle stops computing
+  once answered.
 * ``vote`` (Sudoku, Maze): V copies of each puzzle under the dataset's own symmetries (copy 0 is the identity), N
   fixed steps each, predictions mapped back to the puzzle's frame, the most frequent whole answer wins (ties: the
   larger sum of sigmoid(q_halt) over its voters). Sudoku copies are drawn by the builder's ``augment_sudoku`` (digit
@@ -108,9 +111,9 @@ def solve_batch(
             noise = trajectory_noise(model, strategy) if copies > 1 else None
             halting = strategy.strategy in ("adaptive", "first_to_halt")
             threshold = strategy.halt_threshold if halting else None
-            return _race(
-                model, inputs, puzzle_identifiers, supervision_steps(model, strategy), copies, noise, threshold
-            )
+            stable = strategy.stable if halting else 0
+            steps = supervision_steps(model, strategy)
+            return _race(model, inputs, puzzle_identifiers, steps, copies, noise, threshold, stable)
     finally:
         model.train(was_training)
 
@@ -181,10 +184,12 @@ def _race(
     copies: int,
     noise: torch.Tensor | None,
     threshold: float | None,
+    stable: int = 0,
 ) -> Solved:
     """``copies`` runs of each puzzle stepped together for at most ``steps`` steps. With a ``threshold`` a puzzle
-    is answered at its first step where a run has q_halt > threshold and then leaves the batch; otherwise (or if
-    none halts) at step ``steps``. The answer is the run with the highest q_halt at that step."""
+    is answered at its first step where a run halts (q_halt > threshold, or with ``stable`` > 0 the run's answer
+    unchanged for ``stable`` steps in a row) and then leaves the batch; otherwise (or if none halts) at step
+    ``steps``. The answer is the halting run with the highest q_halt (at step ``steps``: the highest of all)."""
     count, device = inputs.shape[0], inputs.device
     carry = start_carry(
         model, inputs.repeat_interleave(copies, 0), puzzle_identifiers.repeat_interleave(copies, 0), copies, noise
@@ -196,25 +201,40 @@ def _race(
         forward_passes=torch.zeros(count, dtype=torch.int32, device=device),
     )
     alive = torch.arange(count, device=device)  # puzzles still running, in carry order
+    previous: torch.Tensor | None = None  # each run's answer at the step before (with ``stable``)
+    unchanged = torch.zeros(count * copies, dtype=torch.int32, device=device)  # steps in a row with that answer
     for step in range(1, steps + 1):
         carry, out = supervision_step(model, carry)
         q_halt = out["q_halt_logits"].float().view(-1, copies)
-        done = torch.full_like(alive, step == steps, dtype=torch.bool)
+        answers = out["logits"].argmax(dim=-1)
+        halts = torch.zeros_like(q_halt, dtype=torch.bool)
         if threshold is not None:
-            done |= (q_halt > threshold).any(dim=1)
+            halts |= q_halt > threshold
+        if stable > 0:
+            if previous is not None:
+                same = (answers == previous).all(dim=-1)
+                unchanged = torch.where(same, unchanged + 1, torch.zeros_like(unchanged))
+            previous = answers
+            halts |= (unchanged >= stable).view(-1, copies)
+        done = halts.any(dim=1) | (step == steps)
         if not done.any():
             continue
         index = done.nonzero().flatten()
-        best = q_halt[index].argmax(dim=1)  # a halting run beats every run that does not halt
+        # a halting run beats every run that does not halt; at the last step with none halting, all compete
+        competing = torch.where(halts[index].any(dim=1, keepdim=True), halts[index], True)
+        best = q_halt[index].masked_fill(~competing, -torch.inf).argmax(dim=1)
         puzzles = alive[index]
-        solved.predictions[puzzles] = out["logits"][index * copies + best].argmax(dim=-1)
+        solved.predictions[puzzles] = answers[index * copies + best]
         solved.q_halt[puzzles] = q_halt[index, best]
         solved.steps[puzzles] = step
         solved.forward_passes[puzzles] = step * copies
         alive = alive[~done]
         if not len(alive):
             break
-        carry = _keep_rows(carry, (~done).repeat_interleave(copies))
+        keep = (~done).repeat_interleave(copies)
+        carry = _keep_rows(carry, keep)
+        if previous is not None:
+            previous, unchanged = previous[keep], unchanged[keep]
     return solved
 
 

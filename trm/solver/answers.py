@@ -28,7 +28,7 @@ from trm.data.maze_solver import shortest_path_problem
 from trm.data.sudoku import rule_violation
 from trm.errors import UsageError
 from trm.evaluate.arc import grid_hash, sigmoid
-from trm.solve.inputs import Puzzles
+from trm.solver.inputs import Puzzles
 
 OUTPUT_FORMATS = {".json": "json", ".csv": "csv"}
 UNKNOWN_CELL = "?"  # a maze token that is no maze character (padding)

@@ -1,6 +1,6 @@
 """User input -> model tokens for `trm solve`: a Sudoku (literal text, a text file with one puzzle per line or one
 grid per paragraph, or an HRM CSV), a maze (text grids in a file or literal text, or the HRM maze CSV) or ARC tasks
-(``trm.solve.arc_tasks``). Everything is checked by the dataset readers (``trm.data.sudoku``, ``trm.data.maze``,
+(``trm.solver.arc_tasks``). Everything is checked by the dataset readers (``trm.data.sudoku``, ``trm.data.maze``,
 ``trm.data.arc``), so a bad puzzle gets the same clear error as a bad dataset file, raised as a
 ``PuzzleInputError`` naming the file and its row / line / task."""
 
@@ -19,8 +19,8 @@ from trm.data.maze_solver import OPEN, PATH
 from trm.data.sudoku import _digits as sudoku_digits
 from trm.data.sudoku import read_sudoku_csv, sudoku_tokens
 from trm.errors import UsageError
-from trm.solve.arc_tasks import read_arc_tasks
-from trm.solve.inputs import (
+from trm.solver.arc_tasks import read_arc_tasks
+from trm.solver.inputs import (
     TASKS,
     ArcRecord,
     ModelKind,

@@ -19,7 +19,7 @@ import numpy as np
 from trm.data.arc import MAX_GRID, ArcTask, _load_json, parse_task
 from trm.data.augment import ArcVariant, arc_canvas_rows, arc_variants, group_rng
 from trm.errors import UsageError
-from trm.solve.inputs import ArcRecord, PuzzleInputError, Puzzles, as_input_error, existing_path
+from trm.solver.inputs import ArcRecord, PuzzleInputError, Puzzles, as_input_error, existing_path
 
 LITERAL_TASK_ID = "input"  # the task id of JSON text handed in directly
 SOLUTIONS_SUFFIX = ("_challenges.json", "_solutions.json")

@@ -18,9 +18,9 @@ import torch
 from trm.config import InferenceConfig, TRMConfig, parse_strategy
 from trm.evaluate.strategies import Solved, check_strategy, copies_per_puzzle, solve_batch
 from trm.model import TRM
-from trm.solve.answers import Answer, answers_from
-from trm.solve.inputs import ModelKind, Puzzles, task_of_model
-from trm.solve.puzzles import read_puzzles
+from trm.solver.answers import Answer, answers_from
+from trm.solver.inputs import ModelKind, Puzzles, task_of_model
+from trm.solver.puzzles import read_puzzles
 from trm.store.loading import load_model
 from trm.train.export import load_exported
 
