@@ -96,6 +96,7 @@ def test_maze_and_arc_from_the_real_files(store: Path, shared_datasets: Path, tm
     [
         ("source,question,answer,rating\n,12345,,0\n", "fixed", "row 1"),
         ("source,question,answer,rating\n," + "." * 81 + "," + "1" * 81 + ",0\n", "bogus", "unknown strategy"),
+        ("source,question,answer,rating\n," + "." * 81 + ",,0\n", "adaptive:calibrate", "validation split"),
     ],
 )
 def test_bad_input_fails_with_one_line_and_writes_nothing(
@@ -124,3 +125,5 @@ def test_the_python_api_answers_a_puzzle_written_out(store: Path) -> None:
     answers = trm.solve(f"{store}#sudoku:1", "." * 81, "fixed:steps=2")
     assert len(answers) == 1 and answers[0].steps == 2 and answers[0].correct is None
     assert len(answers[0].answer) == 9
+    with pytest.raises(ValueError, match="validation split"):  # nothing to calibrate on: refused, not ignored
+        trm.solve(f"{store}#sudoku:1", "." * 81, "adaptive:calibrate")

@@ -24,9 +24,14 @@ STRATEGY_HELP = (
 
 def _strategy(spec: str) -> InferenceConfig:
     try:
-        return parse_strategy(spec)
+        chosen = parse_strategy(spec)
     except ValueError as err:
         fail(f"--strategy {spec}: {err}")
+    if chosen.calibrate:
+        from trm.evaluate.strategies import CALIBRATE_NEEDS_VAL  # lazy: torch
+
+        fail(f"--strategy {spec}: {CALIBRATE_NEEDS_VAL}")
+    return chosen
 
 
 def _summary(answers: list[Answer]) -> str:

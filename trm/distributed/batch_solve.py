@@ -64,7 +64,7 @@ from trm.data.sudoku import CSV_COLUMNS, _digits, _fixed_width, sudoku_tokens, v
 from trm.distributed.cluster import ray_session
 from trm.distributed.errors import _chain
 from trm.errors import PreflightError, UsageError
-from trm.evaluate.strategies import check_strategy
+from trm.evaluate.strategies import CALIBRATE_NEEDS_VAL, check_strategy
 from trm.s3 import S3ConfigError, S3Settings, parse_s3_url, pyarrow_filesystem, redact
 from trm.solver.answers import answers_from, compact
 from trm.solver.inputs import ModelKind, PuzzleInputError, Puzzles, one_row_per_group, task_of_model
@@ -608,6 +608,8 @@ def preflight(
     if solver.task not in ("sudoku", "maze"):
         raise UsageError(f"--ray solves Sudoku and Maze CSV files; {model_ref} solves {solver.task}")
     try:
+        if strategy.calibrate:
+            raise ValueError(CALIBRATE_NEEDS_VAL)
         check_strategy(strategy, solver.task, solver.grid_shape, solver.config.model.seq_len)
     except ValueError as error:
         raise UsageError(f"--strategy: {error}") from error

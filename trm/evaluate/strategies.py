@@ -48,6 +48,11 @@ from trm.evaluate.metrics import MetricSums, batch_metric_sums, valid_rows
 from trm.model import TRM, InnerCarry, TRMCarry
 
 VOTE_TASKS = ("sudoku", "maze")
+CALIBRATE_NEEDS_VAL = (
+    "adaptive:calibrate picks its halting rule on a dataset's validation split, and solving puzzles has none: "
+    "calibrate with `trm evaluate MODEL --strategy adaptive:calibrate` (eval.json names the chosen strategy) and "
+    "pass that, e.g. adaptive:halt_threshold=T,stable=M"
+)
 
 
 @dataclass
@@ -100,6 +105,8 @@ def solve_batch(
 ) -> Solved:
     """Answer puzzles ``inputs`` (int [B, L] tokens on the model's device) with ``strategy`` (see the module doc).
     Runs in eval mode under ``torch.inference_mode`` and restores the model's mode."""
+    if strategy.calibrate:  # the caller calibrates first (trm.evaluate.report.measure_strategies); refuse, not ignore
+        raise ValueError(CALIBRATE_NEEDS_VAL)
     check_strategy(strategy, task, grid_shape, inputs.shape[-1])
     was_training = model.training
     model.eval()
