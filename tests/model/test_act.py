@@ -183,3 +183,31 @@ def test_act_continue_variant_produces_a_target(tiny_config, make_batch) -> None
     _, out = model(model.initial_carry(batch), batch)
     target = out["target_q_continue"]
     assert target.shape == (3,) and not target.requires_grad and ((target > 0) & (target < 1)).all()
+
+
+def test_act_off_runs_every_row_to_halt_max_steps_in_training(tiny_config, make_batch) -> None:
+    torch.manual_seed(0)
+    model = TRM(tiny_config(halt_max_steps=4, halt_exploration_prob=0.5, act=False)).train()
+    _set_q_bias(model, 5.0)  # the q head wants to halt at once: must be ignored
+    batch = make_batch(model.config, 6)
+    before = model.exploration_generator.get_state()
+    carry = model.initial_carry(batch)
+    history = []
+    for _ in range(9):
+        carry, out = model(carry, batch, min_halt_steps=torch.zeros(6, dtype=torch.int32))
+        assert (out["q_halt_logits"] > 0).all() and out["q_halt_logits"].requires_grad  # the q head still trains
+        history.append((carry.steps.tolist(), carry.halted.tolist()))
+    assert [steps for steps, _ in history] == [[s] * 6 for s in (1, 2, 3, 4, 1, 2, 3, 4, 1)]
+    assert [halted for _, halted in history] == [[s == 4] * 6 for s in (1, 2, 3, 4, 1, 2, 3, 4, 1)]
+    carry, _ = model(carry, batch)  # without given minimums nothing is drawn either: no exploration
+    assert torch.equal(before, model.exploration_generator.get_state())
+
+
+def test_act_off_keeps_the_continue_target_of_the_hrm_variant(tiny_config, make_batch) -> None:
+    torch.manual_seed(0)
+    model = TRM(tiny_config(act=False, no_ACT_continue=False)).train()
+    with torch.no_grad():
+        model.inner.q_head.bias.copy_(torch.tensor([5.0, -5.0]))  # q_halt > q_continue: HRM would halt
+    batch = make_batch(model.config, 3)
+    carry, out = model(model.initial_carry(batch), batch)
+    assert not carry.halted.any() and "target_q_continue" in out

@@ -40,3 +40,11 @@ def test_block_parameter_breakdown() -> None:
     assert count_trainable_parameters(mlp.inner.L_level.layers[0]) == 2_508_288
     assert not hasattr(mlp.inner.L_level.layers[0], "self_attn")
     assert count_trainable_parameters(att.inner.q_head) == 1026
+
+
+def test_l_layers_sets_the_blocks_of_the_shared_network() -> None:
+    """The paper's "4 layers, n=3" ablation: two more attention blocks of 3,407,872 parameters each."""
+    with torch.device("meta"):
+        four = TRM(ModelConfig(vocab_size=11, seq_len=81, num_puzzle_identifiers=1, L_layers=4, L_cycles=3))
+    assert len(four.inner.L_level.layers) == 4
+    assert count_trainable_parameters(four) == 6_828_034 + 2 * 3_407_872

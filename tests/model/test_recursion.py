@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trm.model import TRM, InnerCarry
+from trm.model import TRM, InnerCarry, RecursionDepth
 
 
 @pytest.mark.parametrize(("h_cycles", "l_cycles"), [(3, 2), (2, 3), (1, 2)])
@@ -65,6 +65,75 @@ def test_gradients_equal_a_hand_unrolled_last_process(tiny_config, make_batch) -
     for name, param in model.named_parameters():
         if name in expected:
             assert torch.equal(param.grad, expected[name]), name
+
+
+def test_one_step_gradient_differentiates_only_the_last_z_and_y_updates(tiny_config, make_batch) -> None:
+    torch.manual_seed(0)
+    model = TRM(tiny_config(H_cycles=2, L_cycles=3, one_step_gradient=True)).train()
+    calls: list[bool] = []
+    model.inner.L_level.register_forward_hook(lambda module, args, out: calls.append(out.requires_grad))
+    batch = make_batch(model.config, 3)
+    model(model.initial_carry(batch), batch)
+    assert calls == [False] * 6 + [True, True]
+
+
+def _parameter_gradients(model: TRM) -> dict[str, torch.Tensor]:
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    model.inner.puzzle_emb.discard_pending()
+    return grads
+
+
+def test_one_step_gradient_equals_a_hand_detached_recursion(tiny_config, make_batch) -> None:
+    """HRM's 1-step gradient: the gradient of the last f_L and f_H calls alone, every earlier call detached."""
+    torch.manual_seed(0)
+    one_step = TRM(tiny_config(H_cycles=2, L_cycles=3, one_step_gradient=True)).train()
+    full = TRM(one_step.config.model_copy(update={"one_step_gradient": False})).train()
+    full.load_state_dict(one_step.state_dict())
+    inner = one_step.inner
+    batch = make_batch(one_step.config, 2)
+    start = inner.reset_carry(torch.ones(2, dtype=torch.bool), inner.empty_carry(2))
+
+    def backward(model: TRM) -> dict[str, torch.Tensor]:
+        _, logits, (q_halt, _) = model.inner(start, batch)
+        (logits.sum() + q_halt.sum()).backward()
+        return _parameter_gradients(model)
+
+    got, default = backward(one_step), backward(full)
+
+    cos_sin = inner.rotary_emb()
+    x = inner.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
+    z_H, z_L = start.z_H, start.z_L
+    for call in range(2 * 4 - 2):  # T(n+1) calls, all but the last two detached
+        if call % 4 == 3:
+            z_H = inner.L_level(z_H, z_L, cos_sin).detach()
+        else:
+            z_L = inner.L_level(z_L, z_H + x, cos_sin).detach()
+    z_L = inner.L_level(z_L, z_H + x, cos_sin)
+    z_H = inner.L_level(z_H, z_L, cos_sin)
+    logits = inner.lm_head(z_H)[:, inner.puzzle_emb_len :]
+    (logits.sum() + inner.q_head(z_H[:, 0]).float()[..., 0].sum()).backward()
+    expected = _parameter_gradients(one_step)
+
+    assert sorted(got) == sorted(expected) == sorted(default)
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), name
+    block_weights = [name for name in got if ".L_level." in name]
+    assert block_weights and all(not torch.allclose(got[n], default[n]) for n in block_weights)
+
+
+@pytest.mark.parametrize(("h_cycles", "l_cycles"), [(1, 1), (1, 2), (2, 1)])
+def test_a_given_depth_overrides_the_configured_one(tiny_config, make_batch, h_cycles: int, l_cycles: int) -> None:
+    torch.manual_seed(0)
+    model = TRM(tiny_config(H_cycles=2, L_cycles=3)).train()
+    calls: list[bool] = []
+    model.inner.L_level.register_forward_hook(lambda module, args, out: calls.append(out.requires_grad))
+    batch = make_batch(model.config, 3)
+    carry, _ = model(model.initial_carry(batch), batch, depth=RecursionDepth(h_cycles, l_cycles))
+    assert calls == [False] * ((h_cycles - 1) * (l_cycles + 1)) + [True] * (l_cycles + 1)
+    calls.clear()
+    model(carry, batch)
+    assert len(calls) == 2 * (3 + 1)  # no depth given: the config's
 
 
 def test_output_shapes_and_q_head_reads_slot_zero(tiny_config, make_batch) -> None:

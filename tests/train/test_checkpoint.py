@@ -25,7 +25,13 @@ def _trainer(data: Path, run: Path, *overrides: str) -> Trainer:
     return Trainer(tiny_config(data, run, *overrides), PuzzleDataset.open(data, "train"))
 
 
-@pytest.mark.parametrize("overrides", [(), ("train.grad_accum_steps=2",)], ids=["plain", "accum2"])
+# the curriculum deepens at steps 3 and 6 of 20: the first step after the resume at step 5 is the first at full depth
+CURRICULUM = "train.depth_curriculum=[{until: 0.1, H_cycles: 1, L_cycles: 1}, {until: 0.25, H_cycles: 1, L_cycles: 2}]"
+
+
+@pytest.mark.parametrize(
+    "overrides", [(), ("train.grad_accum_steps=2",), (CURRICULUM,)], ids=["plain", "accum2", "depth_curriculum"]
+)
 def test_resume_is_bit_exact(tiny_dataset, tmp_path, overrides):
     straight = _trainer(tiny_dataset, tmp_path, *overrides)
     straight_metrics = [straight.step() for _ in range(2 * K)]

@@ -2,13 +2,22 @@
 
 from trm.config import ModelConfig
 from trm.model.puzzle_embedding import PuzzleEmbedding, SparseGradients
-from trm.model.trm import TRM, InnerCarry, TRMCarry, TRMInner, count_trainable_parameters, resolve_puzzle_emb_len
+from trm.model.trm import (
+    TRM,
+    InnerCarry,
+    RecursionDepth,
+    TRMCarry,
+    TRMInner,
+    count_trainable_parameters,
+    resolve_puzzle_emb_len,
+)
 
 __all__ = [
     "TRM",
     "InnerCarry",
     "ModelConfig",
     "PuzzleEmbedding",
+    "RecursionDepth",
     "SparseGradients",
     "TRMCarry",
     "TRMInner",

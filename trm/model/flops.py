@@ -1,9 +1,10 @@
 """Matmul FLOP counts of one supervision step, for throughput benchmarks (achieved FLOP/s vs the GEMM peak).
 
 Why count by hand: the recursion calls one small network T·(n+1) times per step and only the last n+1 calls are
-differentiated, so "6 × params × tokens" rules of thumb are far off. Convention: a [m,k]×[k,n] product is 2·m·k·n
-FLOPs; only matrix products are counted (attention scores/values included; norms, activations, RoPE excluded);
-a differentiated call costs 3× its forward (input gradient + weight gradient), a no-grad call 1×.
+differentiated (the last 2 with ``one_step_gradient``), so "6 × params × tokens" rules of thumb are far off.
+Convention: a [m,k]×[k,n] product is 2·m·k·n FLOPs; only matrix products are counted (attention scores/values
+included; norms, activations, RoPE excluded); a differentiated call costs 3× its forward (input gradient + weight
+gradient), a no-grad call 1×.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def supervision_step_flops(config: ModelConfig) -> StepFlops:
     net_call = config.L_layers * (mixer + channel_mlp)
     heads = 2 * tokens * hidden * config.vocab_size + 2 * hidden * 2
     calls = config.H_cycles * (config.L_cycles + 1)
-    differentiated = config.L_cycles + 1
+    differentiated = 2 if config.one_step_gradient else config.L_cycles + 1  # the last z and y updates only
     forward = calls * net_call + heads
     training = forward + 2 * (differentiated * net_call + heads)
     return StepFlops(net_call=net_call, heads=heads, forward=forward, training=training)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,13 @@ from trm.model.puzzle_embedding import PuzzleEmbedding
 
 LEARNED_POSITION_SCALE = 0.707106781  # 1/sqrt(2): keeps the variance of token + position embeddings at 1
 Q_HEAD_INIT_BIAS = -5.0  # sigmoid(-5) ≈ 0.0067: nothing halts early in training
+
+
+class RecursionDepth(NamedTuple):
+    """T and n of one supervision step: the config's by default, shallower during a depth curriculum."""
+
+    H_cycles: int
+    L_cycles: int
 
 
 @dataclass
@@ -181,18 +189,23 @@ class TRMInner(nn.Module):
         return self.rotary_emb() if self.config.pos_encodings == "rope" else None
 
     def forward(
-        self, carry: InnerCarry, data: dict[str, torch.Tensor]
+        self, carry: InnerCarry, data: dict[str, torch.Tensor], depth: RecursionDepth | None = None
     ) -> tuple[InnerCarry, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """One supervision step: T-1 processes without grad, one with grad; returns detached new states."""
+        """One supervision step: T-1 processes without grad, one with grad (with ``one_step_gradient`` only its last
+        z and y updates); returns detached new states. ``depth`` overrides the config's T and n."""
+        h_cycles, l_cycles = depth if depth is not None else (self.config.H_cycles, self.config.L_cycles)
+        differentiated_z_updates = 1 if self.config.one_step_gradient else l_cycles
         cos_sin = self._rotary()
         x = self.input_embeddings(data["inputs"], data["puzzle_identifiers"])
         z_H, z_L = carry.z_H, carry.z_L
         with torch.no_grad():
-            for _process in range(self.config.H_cycles - 1):
-                for _update in range(self.config.L_cycles):
+            for _process in range(h_cycles - 1):
+                for _update in range(l_cycles):
                     z_L = self.L_level(z_L, z_H + x, cos_sin)
                 z_H = self.L_level(z_H, z_L, cos_sin)
-        for _update in range(self.config.L_cycles):
+            for _update in range(l_cycles - differentiated_z_updates):
+                z_L = self.L_level(z_L, z_H + x, cos_sin)
+        for _update in range(differentiated_z_updates):
             z_L = self.L_level(z_L, z_H + x, cos_sin)
         z_H = self.L_level(z_H, z_L, cos_sin)
 
@@ -260,8 +273,10 @@ class TRM(nn.Module):
         carry: TRMCarry,
         batch: dict[str, torch.Tensor],
         min_halt_steps: torch.Tensor | None = None,
+        depth: RecursionDepth | None = None,
     ) -> tuple[TRMCarry, dict[str, torch.Tensor]]:
-        """Replace halted rows by the batch's rows, run one supervision step, decide which rows halt next."""
+        """Replace halted rows by the batch's rows, run one supervision step, decide which rows halt next.
+        ``depth``: the recursion depth of this step (a training curriculum); None = the config's."""
         missing = carry.current_data.keys() - batch.keys()
         if missing:
             raise KeyError(f"batch lacks keys {sorted(missing)} that the carry holds")
@@ -273,7 +288,7 @@ class TRM(nn.Module):
             for key, held in carry.current_data.items()
         }
 
-        inner_carry, logits, (q_halt, q_continue) = self.inner(inner_carry, data)
+        inner_carry, logits, (q_halt, q_continue) = self.inner(inner_carry, data, depth)
         outputs = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue}
 
         with torch.no_grad():
@@ -281,19 +296,29 @@ class TRM(nn.Module):
             is_last_step = steps >= self.config.halt_max_steps
             new_halted = is_last_step
             if self.training and self.config.halt_max_steps > 1:
-                if self.config.no_ACT_continue:
-                    new_halted = new_halted | (q_halt > 0)
-                else:
-                    new_halted = new_halted | (q_halt > q_continue)
-                if min_halt_steps is None:
-                    min_halt_steps = self._local_min_halt_steps(steps.shape[0])
-                new_halted = new_halted & (steps >= min_halt_steps.to(steps.device))
+                if self.config.act:
+                    new_halted = self._halts_early(new_halted, steps, q_halt, q_continue, min_halt_steps)
                 if not self.config.no_ACT_continue:
-                    _, _, (next_halt, next_continue) = self.inner(inner_carry, data)
+                    _, _, (next_halt, next_continue) = self.inner(inner_carry, data, depth)
                     target = torch.where(is_last_step, next_halt, torch.maximum(next_halt, next_continue))
                     outputs["target_q_continue"] = torch.sigmoid(target)
 
         return TRMCarry(inner_carry, steps, new_halted, data), outputs
+
+    def _halts_early(
+        self,
+        halted: torch.Tensor,
+        steps: torch.Tensor,
+        q_halt: torch.Tensor,
+        q_continue: torch.Tensor,
+        min_halt_steps: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """ACT in training: a row also halts when its q head says so, but not before its exploration minimum."""
+        wants_to_halt = q_halt > 0 if self.config.no_ACT_continue else q_halt > q_continue
+        halted = halted | wants_to_halt
+        if min_halt_steps is None:
+            min_halt_steps = self._local_min_halt_steps(steps.shape[0])
+        return halted & (steps >= min_halt_steps.to(steps.device))
 
 
 def count_trainable_parameters(model: nn.Module) -> int:

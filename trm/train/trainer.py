@@ -20,8 +20,9 @@ from trm.config import DATASET_SIZES, TRMConfig
 from trm.data.loader import PuzzleDataset, make_batch
 from trm.data.sampler import GroupSampler
 from trm.data.schema import DatasetMetadata
-from trm.model import TRM, ModelConfig, TRMCarry
+from trm.model import TRM, ModelConfig, RecursionDepth, TRMCarry
 from trm.train.cadence import step_budget
+from trm.train.curriculum import depth_at_step
 from trm.train.ema import EMA
 from trm.train.grad_sync import exchange_step
 from trm.train.loss import act_loss, finalize_metrics
@@ -145,28 +146,8 @@ class Trainer:
         local_rows = self.sampler.next_indices()
         min_halt = self.model.draw_min_halt_steps(global_batch)
         local_min_halt = min_halt[self.rank * self.local_batch_size : (self.rank + 1) * self.local_batch_size]
-
-        sums: dict[str, torch.Tensor] = {}
-        m = self.micro_batch_size
-        for micro, carry in enumerate(self.carries):
-            batch = make_batch(self.dataset, local_rows[micro * m : (micro + 1) * m], self.device)
-            if carry is None:
-                carry = self.model.initial_carry(batch)
-            carry, out = self.forward(carry, batch, min_halt_steps=local_min_halt[micro * m : (micro + 1) * m])
-            result = act_loss(
-                out["logits"],
-                out["q_halt_logits"],
-                carry.current_data["labels"],
-                carry.halted,
-                carry.steps,
-                global_batch,
-                q_continue_logits=out.get("q_continue_logits"),
-                q_continue_target=out.get("target_q_continue"),
-            )
-            result.loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
-            self.carries[micro] = carry
-            for key, value in result.metrics.items():
-                sums[key] = sums[key] + value if key in sums else value
+        depth = depth_at_step(self.config.train.depth_curriculum, self.step_count, self.total_steps)
+        sums = self._forward_backward(local_rows, local_min_halt, depth)
 
         keys = sorted(sums)
         local_sums = torch.stack([sums[k].detach().to(torch.float64) for k in keys])
@@ -191,7 +172,40 @@ class Trainer:
 
         metrics = finalize_metrics(dict(zip(keys, exchanged.metric_sums.cpu().tolist(), strict=True)), global_batch)
         metrics["lr"] = dense_lr
+        if self.config.train.depth_curriculum:
+            metrics["H_cycles"], metrics["L_cycles"] = depth or (self.config.model.H_cycles, self.config.model.L_cycles)
         return metrics
+
+    def _forward_backward(
+        self, local_rows: np.ndarray, local_min_halt: torch.Tensor, depth: RecursionDepth | None
+    ) -> dict[str, torch.Tensor]:
+        """Every micro-batch's supervision step and backward pass (gradients accumulate); the summed metrics."""
+        global_batch = self.config.train.global_batch_size
+        sums: dict[str, torch.Tensor] = {}
+        m = self.micro_batch_size
+        for micro, carry in enumerate(self.carries):
+            batch = make_batch(self.dataset, local_rows[micro * m : (micro + 1) * m], self.device)
+            if carry is None:
+                carry = self.model.initial_carry(batch)
+            # a new depth is a new python int for torch.compile: one recompile per curriculum stage
+            carry, out = self.forward(
+                carry, batch, min_halt_steps=local_min_halt[micro * m : (micro + 1) * m], depth=depth
+            )
+            result = act_loss(
+                out["logits"],
+                out["q_halt_logits"],
+                carry.current_data["labels"],
+                carry.halted,
+                carry.steps,
+                global_batch,
+                q_continue_logits=out.get("q_continue_logits"),
+                q_continue_target=out.get("target_q_continue"),
+            )
+            result.loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
+            self.carries[micro] = carry
+            for key, value in result.metrics.items():
+                sums[key] = sums[key] + value if key in sums else value
+        return sums
 
     def _broadcast_model(self) -> None:
         """Every rank starts from rank 0's weights and buffers (same seed already; this makes it a guarantee)."""
