@@ -8,15 +8,21 @@ A space file::
       train.lr: {loguniform: [1.0e-4, 3.0e-3]}
       model.H_cycles: {choice: [1, 2]}
       train.weight_decay: {grid: [0.1, 1.0]}
+    variants:              # optional: named bundles of overrides, a grid crossed with the space's grid
+      baseline: {}
+      no-ema: {train.ema: false}
     search:                # how to search (all optional, see SearchSettings)
       num_samples: 2
+
+A variant is what one row of an ablation table changes: several keys at once (4 layers *and* fewer z updates), which
+a per-key grid cannot express. Each trial records its variant's name under the ``variant`` parameter.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -25,6 +31,7 @@ from trm.config import ConfigError, TRMConfig, apply_values, check_key, validate
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "presets" / "spaces"
 KINDS = ("grid", "choice", "uniform", "loguniform", "randint", "value")
+VARIANT = "variant"  # the trial parameter naming a variant of the space
 TUNE_SCORE = "eval_score"  # eval exact accuracy + a token-accuracy tie-break (trm.distributed.train_job)
 
 
@@ -34,6 +41,9 @@ class SearchSettings(BaseModel):
     num_samples: int = Field(1, gt=0, description="samples per grid point")
     metric: str = TUNE_SCORE
     mode: str = "max"
+    scheduler: Literal["asha", "fifo"] = Field(
+        "asha", description="asha stops weak trials early; fifo runs every trial to its full budget (an ablation study)"
+    )
     grace_period: int = Field(1, gt=0, description="ASHA: reports before a trial can be stopped")
     reduction_factor: float = Field(2, gt=1)
     workers_per_trial: int = Field(1, gt=0)
@@ -50,6 +60,7 @@ class SearchSpace(BaseModel):
 
     fixed: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
     search: SearchSettings = Field(default_factory=SearchSettings)
 
     @model_validator(mode="after")
@@ -62,15 +73,35 @@ class SearchSpace(BaseModel):
                 raise ValueError(f"space.{key}: {kind} needs [low, high], got {args!r}")
             if kind in ("grid", "choice") and (not isinstance(args, list) or not args):
                 raise ValueError(f"space.{key}: {kind} needs a non-empty list, got {args!r}")
+        for name, overrides in self.variants.items():
+            if clash := sorted(overrides.keys() & self.space.keys()):
+                raise ValueError(f"variants.{name}: {', '.join(clash)} also searched in space (one or the other)")
         return self
 
     def grid_size(self) -> int:
-        return math.prod(len(d["grid"]) for d in self.space.values() if "grid" in d)
+        variants = len(self.variants) or 1
+        return variants * math.prod(len(d["grid"]) for d in self.space.values() if "grid" in d)
 
     def check_keys(self) -> None:
-        """Every fixed and searched key must exist in the config tree (fails before any trial runs)."""
+        """Every fixed, searched and variant key must exist in the config tree (fails before any trial runs)."""
         for key in [*self.fixed, *self.space]:
             check_key(key)
+        for name, overrides in self.variants.items():
+            for key in overrides:
+                try:
+                    check_key(key)
+                except ConfigError as err:
+                    raise ConfigError(f"variants.{name}: {err}") from err
+
+    def trial_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A trial's sampled values with its ``variant`` name expanded into the variant's overrides."""
+        chosen = dict(values)
+        name = chosen.pop(VARIANT, None)
+        if name is None:
+            return chosen
+        if name not in self.variants:
+            raise ConfigError(f"unknown variant {name!r}; the space has {sorted(self.variants)}")
+        return {**self.variants[name], **chosen}
 
 
 def load_space(space: str | Path) -> SearchSpace:
@@ -91,5 +122,15 @@ def load_space(space: str | Path) -> SearchSpace:
 
 def trial_config(base: TRMConfig, space: SearchSpace, values: dict[str, Any]) -> TRMConfig:
     """The config of one trial: the base config with the space's fixed values and the trial's sampled values."""
-    raw = apply_values(base.model_dump(mode="json"), {**space.fixed, **values})
+    raw = apply_values(base.model_dump(mode="json"), {**space.fixed, **space.trial_values(values)})
     return validate_config(raw, f"trial {values}")
+
+
+def check_variants(base: TRMConfig, space: SearchSpace) -> None:
+    """Every variant makes a valid config with the base and the fixed values (before Ray starts); the error names
+    the variant."""
+    for name in space.variants:
+        try:
+            trial_config(base, space, {VARIANT: name})
+        except ConfigError as err:
+            raise ConfigError(f"variants.{name}: {err}") from err

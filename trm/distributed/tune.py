@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from trm import markdown
@@ -28,7 +28,7 @@ from trm.data.loader import PuzzleDataset
 from trm.data.sampler import epoch_steps
 from trm.distributed.capacity import TRAINABLE_CPU, ensure_capacity, wait_for_capacity
 from trm.distributed.cluster import connect
-from trm.distributed.space import SearchSettings, SearchSpace, load_space, trial_config
+from trm.distributed.space import VARIANT, SearchSettings, SearchSpace, check_variants, load_space, trial_config
 from trm.distributed.storage import Storage, resolve_storage
 from trm.distributed.train_job import (
     CHECKPOINT_SCORE,
@@ -140,7 +140,8 @@ def _build_tuner(
     cluster_cpus: float,
     use_gpu: bool,
 ) -> tune.Tuner:
-    """ASHA over function trainables, each a Ray Train run with its own run folder below ``output/trials``."""
+    """ASHA (or FIFO: every trial runs its full budget) over function trainables, each a Ray Train run with its own
+    run folder below ``output/trials``; a space's variants are one more grid parameter, ``variant``."""
     settings = space.search
     trainable = tune.with_parameters(
         _run_trial,
@@ -151,15 +152,22 @@ def _build_tuner(
         runs_dir=str(output.resolve() / "trials"),
         use_gpu=use_gpu,
     )
-    scheduler = ASHAScheduler(
-        time_attr="training_iteration",
-        max_t=max_reports,
-        grace_period=settings.grace_period,
-        reduction_factor=settings.reduction_factor,
+    scheduler = (
+        FIFOScheduler()
+        if settings.scheduler == "fifo"
+        else ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=max_reports,
+            grace_period=settings.grace_period,
+            reduction_factor=settings.reduction_factor,
+        )
     )
+    param_space = {key: _tune_distribution(spec) for key, spec in space.space.items()}
+    if space.variants:
+        param_space[VARIANT] = tune.grid_search(list(space.variants))
     return tune.Tuner(
         tune.with_resources(trainable, {"cpu": TRAINABLE_CPU}),
-        param_space={key: _tune_distribution(spec) for key, spec in space.space.items()},
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=settings.metric,
             mode=settings.mode,
@@ -198,6 +206,7 @@ def run_tune(
     trial = RayScaling(workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker)
     demand = trial.demand(extra_cpus=TRAINABLE_CPU)  # at least one trial must fit
     check_batch_split(trial_config(config, search_space, {}), trial.workers)
+    check_variants(config, search_space)
     ensure_capacity(demand, address)
     session = connect(address)
     try:
