@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ray_fixtures import smoke_config
@@ -17,6 +18,7 @@ from trm.config import ConfigError
 from trm.data.loader import PuzzleDataset
 from trm.distributed.space import VARIANT, SearchSpace, check_variants, trial_config
 from trm.distributed.tune import load_space, run_tune
+from trm.errors import UsageError
 from trm.evaluate.inference import evaluate
 from trm.train.export import load_exported
 
@@ -96,13 +98,16 @@ def test_variants_expand_into_their_overrides_and_bad_ones_name_the_variant(tmp_
     path.write_text(VARIANTS_YAML.replace("train.ema: false", "train.ema_rate: 2.0"))  # above 1
     with pytest.raises(ConfigError, match=r"variants\.shallow-no-ema"):
         check_variants(base, load_space(path))
+    odd = VARIANTS_YAML.replace("baseline: {}", "baseline: {train.grad_accum_steps: 3}")  # 3 does not divide it
+    with pytest.raises(UsageError, match="grad_accum_steps=3"):  # before any Ray starts: no local_ray fixture here
+        run_tune(base, SearchSpace.model_validate(yaml.safe_load(odd)), storage=tmp_path / "s", out_dir=tmp_path)
     path.write_text(VARIANTS_YAML.replace("baseline: {}", "baseline: {train.seed: 3}"))
     with pytest.raises(ConfigError, match=r"variants\.baseline: train\.seed also searched"):
         load_space(path)
 
 
 def test_a_variant_grid_runs_every_variant_and_seed_to_its_full_budget(local_ray, smoke_data_root, tmp_path):
-    space = SearchSpace.model_validate(__import__("yaml").safe_load(VARIANTS_YAML))
+    space = SearchSpace.model_validate(yaml.safe_load(VARIANTS_YAML))
     config = smoke_config(smoke_data_root)
     result = run_tune(config, space, storage=tmp_path / "store", name="ablate", out_dir=tmp_path / "out")
     assert not any(t["error"] for t in result.trials), result.trials

@@ -205,8 +205,10 @@ def run_tune(
     output = Path(out_dir) if out_dir is not None else Path(config.run.output_dir) / "tune" / experiment
     trial = RayScaling(workers=settings.workers_per_trial, cpus_per_worker=settings.cpus_per_worker)
     demand = trial.demand(extra_cpus=TRAINABLE_CPU)  # at least one trial must fit
-    check_batch_split(trial_config(config, search_space, {}), trial.workers)
     check_variants(config, search_space)
+    for variant in search_space.variants or [None]:  # a variant may change the batch
+        values = {VARIANT: variant} if variant is not None else {}
+        check_batch_split(trial_config(config, search_space, values), trial.workers)
     ensure_capacity(demand, address)
     session = connect(address)
     try:
