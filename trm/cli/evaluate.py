@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trm.cli.output import fail
+from trm.cli.output import fail, pick_device
 from trm.config import InferenceConfig, parse_strategy
 
 if TYPE_CHECKING:  # torch-heavy types, imported inside the command to keep `trm --help` fast
@@ -27,16 +27,6 @@ class ModeChoice(StrEnum):
     fixed = "fixed"
     adaptive = "adaptive"
     both = "both"
-
-
-def _pick_device(name: str) -> str:
-    import torch  # lazy: torch costs seconds and `trm --help` does not need it
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        fail("--device cuda requested but no CUDA device is available")
-    return name
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -208,7 +198,7 @@ def evaluate_command(
     strategies = _parse_strategies(strategy or [])
     if threads:
         torch.set_num_threads(threads)
-    device_name = _pick_device(device)
+    device_name = pick_device(device)
     modes = ["fixed", "adaptive"] if mode is ModeChoice.both else [mode.value]
     arc_evaluator: ArcEvaluator | None = None
     for checkpoint in checkpoints:

@@ -117,3 +117,14 @@ class OneLineErrors(_OneLine, TyperGroup):
 
 class OneLineCommand(_OneLine, TyperCommand):
     """A single command (positional arguments, no sub-commands) with one-line errors."""
+
+
+def pick_device(name: str) -> str:
+    """``--device``: auto picks CUDA when there is one; asking for CUDA without one fails in one line."""
+    import torch  # lazy: torch costs seconds and `trm --help` does not need it
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda requested but no CUDA device is available")
+    return name

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from trm.cli.output import fail
+from trm.cli.output import fail, pick_device
 from trm.config import InferenceConfig, parse_strategy
 
 if TYPE_CHECKING:  # torch-heavy types, imported inside the command to keep `trm --help` fast
@@ -66,16 +66,6 @@ def _local(
         typer.echo(f"answers written to {write_answers(answers, out)}")
 
 
-def _device(name: str) -> str:
-    import torch  # lazy: torch costs seconds and `trm --help` does not need it
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        fail("--device cuda requested but no CUDA device is available")
-    return name
-
-
 def solve_command(
     model: Annotated[str, typer.Argument(help="store reference ([STORE#]NAME[:V|@ALIAS]) or an export folder")],
     source: Annotated[
@@ -111,7 +101,7 @@ def solve_command(
             fail("--ray writes Parquet: give the output folder or s3:// URL with --out")
         _with_ray(model, source, chosen, str(out), workers, address, batch_size, store)
         return
-    options = {"device": _device(device), "variants": variants, "seed": seed, "batch_size": batch_size}
+    options = {"device": pick_device(device), "variants": variants, "seed": seed, "batch_size": batch_size}
     _local(model, source, chosen, out, options, show, store)
 
 
