@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from trm.atomic import atomic_write_text
+from trm.machine import cpu_model  # re-exported: the bench scripts import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_DOC = REPO_ROOT / "docs" / "benchmarks.md"
@@ -27,15 +27,6 @@ IMG_DIR = REPO_ROOT / "docs" / "img"
 def emit(record: dict[str, Any]) -> None:
     """One JSON object per line on stdout: the machine-readable result of a measurement."""
     print(json.dumps(record, sort_keys=False), flush=True)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux; ``platform.processor()`` only says e.g. x86_64)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def gemm_rate(

@@ -24,7 +24,7 @@ from trm.config import TRMConfig, load_config
 from trm.distributed.head import ensure_local_head
 from trm.distributed.job import TrainJobs, TrainJobSpec, reusable
 from trm.distributed.train_job import RayScaling, RayTrainResult, fetch_checkpoint, run_ray_training
-from trm.train.export import export_model, load_exported
+from trm.train.export import export_model, find_checkpoint_folder, load_exported
 
 
 class TrainOutcome(BaseModel):
@@ -47,20 +47,6 @@ def resolve_config(preset: str, overrides: list[str], data_root: Path, run_dir: 
     the dataset is the one DVC just built and the outputs land in this run's folder)."""
     pinned = [f"data.root={data_root}", f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}"]
     return load_config(preset, [*overrides, *pinned])
-
-
-def find_checkpoint_folder(path: Path) -> Path:
-    """The folder holding our checkpoint (state.safetensors) or an export (model.safetensors) at or below ``path``:
-    a Ray checkpoint directory may wrap it in a sub-folder."""
-    path = Path(path)
-    for marker in ("model.safetensors", "state.safetensors"):
-        if (path / marker).is_file():
-            return path
-    for marker in ("model.safetensors", "state.safetensors"):
-        found = sorted(path.rglob(marker))
-        if found:
-            return found[0].parent
-    raise FileNotFoundError(f"{path}: no model.safetensors or state.safetensors inside this checkpoint")
 
 
 def export_checkpoint(checkpoint: Path, export_dir: Path) -> Path:

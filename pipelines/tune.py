@@ -27,6 +27,8 @@ class TuneOutcome(BaseModel):
     best_trial: str | None = None
     best_params: dict[str, Any] = Field(default_factory=dict)
     results_markdown: str | None = None
+    trials: list[dict[str, Any]] = Field(default_factory=list, description="every trial's row, best first")
+    trials_dir: str = ""  # the trials' run folders (metrics.jsonl, config.json): <trials_dir>/<trial id>
 
 
 def resolve_space(space: str | None, preset: str, trials: int | None) -> SearchSpace:
@@ -43,17 +45,24 @@ def resolve_space(space: str | None, preset: str, trials: int | None) -> SearchS
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30, retry_condition_fn=retry_if_transient)
 def ray_tune(
-    config: TRMConfig, space: SearchSpace, address: str | None, storage: str, name: str, out_dir: Path
+    config: TRMConfig,
+    space: SearchSpace,
+    address: str | None,
+    storage: str,
+    name: str,
+    out_dir: Path,
+    resume: bool = False,
 ) -> TuneResult:
     """The search (trm.distributed.tune.run_tune): ASHA over Ray Train trials; results tables in ``out_dir``."""
     get_run_logger().info(
-        "Ray Tune %s: %d sample(s) per grid point, address %s, storage %s",
+        "Ray Tune %s: %d sample(s) per grid point, address %s, storage %s%s",
         name,
         space.search.num_samples,
         address or "local",
         storage,
+        " (resumed)" if resume else "",
     )
-    return run_tune(config, space, address=address, storage=storage, name=name, out_dir=out_dir)
+    return run_tune(config, space, address=address, storage=storage, name=name, out_dir=out_dir, resume=resume)
 
 
 @task(cache_policy=NO_CACHE)
@@ -83,6 +92,8 @@ def export_best(result: TuneResult, run_dir: Path, config: TRMConfig) -> TuneOut
         best_trial=result.best_trial,
         best_params=dict(result.best_params),
         results_markdown=table_path.read_text() if table_path and table_path.is_file() else None,
+        trials=list(result.trials),
+        trials_dir=str(table_path.parent / "trials") if table_path else "",
     )
 
 
@@ -97,15 +108,19 @@ def tune(
     ray_address: str | None = None,
     ray_storage: str | None = None,
     run_name: str | None = None,
+    results_dir: str | None = None,
+    resume: bool = False,
 ) -> TuneOutcome:
     """Search hyper-parameters of ``preset`` over ``space`` (default: the space named like the preset; ``trials``
-    samples per grid point, default the space's); returns the best trial's export and leaves the results table
-    as a Prefect artifact."""
+    samples per grid point, default the space's); returns the best trial's export and every trial's row, and leaves
+    the results table as a Prefect artifact. Tables and trial folders go to ``results_dir`` (default
+    ``run_dir/tune``); ``resume`` continues the Tune run ``run_name`` found in ``ray_storage``."""
     run_path = Path(run_dir).resolve()
     config = resolve_config(preset, list(overrides or []), Path(data_root), run_path)
     name = run_name or f"{run_path.name}-tune"
     search = resolve_space(space, preset, trials)
-    result = ray_tune(config, search, ray_address, ray_storage or str(run_path / "ray"), name, run_path / "tune")
+    results = Path(results_dir).resolve() if results_dir else run_path / "tune"
+    result = ray_tune(config, search, ray_address, ray_storage or str(run_path / "ray"), name, results, resume)
     outcome = export_best(result, run_path, config)
     if outcome.results_markdown:
         create_markdown_artifact(

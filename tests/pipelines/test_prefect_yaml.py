@@ -11,6 +11,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {"smoke", "sudoku-extreme", "maze-hard", "arc-agi-1"}  # the retrain deployments
 REPRODUCE = "reproduce"
+STUDY = "ablations"
 
 
 def load() -> dict:
@@ -25,8 +26,8 @@ def test_every_deployment_targets_the_retrain_flow_with_valid_parameters() -> No
     stages = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
     dvc_params = yaml.safe_load((REPO / "params.yaml").read_text())
     accepted = set(inspect.signature(retrain.fn).parameters)
-    assert {d["name"] for d in declared["deployments"]} == EXPECTED | {REPRODUCE}
-    for deployment in [d for d in declared["deployments"] if d["name"] != REPRODUCE]:
+    assert {d["name"] for d in declared["deployments"]} == EXPECTED | {REPRODUCE, STUDY}
+    for deployment in [d for d in declared["deployments"] if d["name"] in EXPECTED]:
         where = f"deployment {deployment['name']}"
         path, _, function = deployment["entrypoint"].partition(":")
         assert (REPO / path).is_file() and function == "retrain", where
@@ -58,4 +59,20 @@ def test_the_reproduce_deployment_targets_the_reproduce_flow() -> None:
     path, _, function = deployment["entrypoint"].partition(":")
     assert (REPO / path).is_file() and function == "reproduce" and deployment["flow_name"] == reproduce.name
     assert set(deployment["parameters"]) <= set(inspect.signature(reproduce.fn).parameters)
+    assert deployment["work_pool"]["name"] == "trm-local"
+
+
+def test_the_ablations_deployment_runs_a_study_space_on_a_preset() -> None:
+    from pipelines.study import study
+    from trm.config import load_config
+    from trm.distributed.space import check_variants, load_space
+
+    (deployment,) = [d for d in load()["deployments"] if d["name"] == STUDY]
+    path, _, function = deployment["entrypoint"].partition(":")
+    assert (REPO / path).is_file() and function == "study" and deployment["flow_name"] == study.name
+    params = deployment["parameters"]
+    assert set(params) <= set(inspect.signature(study.fn).parameters)
+    space = load_space(params["space"])
+    assert space.study is not None and space.search.scheduler == "fifo"
+    check_variants(load_config(params["preset"], params["overrides"]), space)  # every row trains on this preset
     assert deployment["work_pool"]["name"] == "trm-local"

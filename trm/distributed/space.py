@@ -53,6 +53,27 @@ class SearchSettings(BaseModel):
     seed: int = 0
 
 
+class StudyRow(BaseModel):
+    """What a study's table says beside one variant: the paper's number for the same ablation, if it has one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paper: float | None = Field(None, ge=0, le=100, description="the paper's test exact accuracy (%) for this row")
+    paper_row: str = Field("", description="the paper's name for the row (it may differ in depth or data)")
+    about: str = Field("", description="what the variant changes, in words")
+
+
+class StudySettings(BaseModel):
+    """A space with a ``study`` block is an ablation study: every trial is evaluated on test and published under
+    ``name``, and the report sets each variant's mean over seeds beside the paper's number (trm.study)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="experiment (and model) name")
+    baseline: str = Field(description="the variant every other row is compared with")
+    rows: dict[str, StudyRow] = Field(default_factory=dict)
+
+
 class SearchSpace(BaseModel):
     """A parsed search-space file: fixed overrides, distributions per dotted key, search settings."""
 
@@ -62,6 +83,7 @@ class SearchSpace(BaseModel):
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    study: StudySettings | None = None
 
     @model_validator(mode="after")
     def _check_distributions(self) -> SearchSpace:
@@ -76,7 +98,15 @@ class SearchSpace(BaseModel):
         for name, overrides in self.variants.items():
             if clash := sorted(overrides.keys() & self.space.keys()):
                 raise ValueError(f"variants.{name}: {', '.join(clash)} also searched in space (one or the other)")
+        if self.study is not None:
+            self._check_study(self.study)
         return self
+
+    def _check_study(self, study: StudySettings) -> None:
+        if study.baseline not in self.variants:
+            raise ValueError(f"study.baseline: {study.baseline!r} is not one of the variants {sorted(self.variants)}")
+        if unknown := sorted(study.rows.keys() - self.variants.keys()):
+            raise ValueError(f"study.rows: {', '.join(unknown)} not among the variants {sorted(self.variants)}")
 
     def grid_size(self) -> int:
         variants = len(self.variants) or 1

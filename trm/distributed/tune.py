@@ -130,6 +130,17 @@ def reports_per_trial(config: TRMConfig) -> int:
     return len(cadence.report_steps())
 
 
+def _scheduler(settings: SearchSettings, max_reports: int) -> FIFOScheduler | ASHAScheduler:
+    if settings.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max_reports,
+        grace_period=settings.grace_period,
+        reduction_factor=settings.reduction_factor,
+    )
+
+
 def _build_tuner(
     config: TRMConfig,
     space: SearchSpace,
@@ -139,9 +150,12 @@ def _build_tuner(
     max_reports: int,
     cluster_cpus: float,
     use_gpu: bool,
+    resume: bool = False,
 ) -> tune.Tuner:
     """ASHA (or FIFO: every trial runs its full budget) over function trainables, each a Ray Train run with its own
-    run folder below ``output/trials``; a space's variants are one more grid parameter, ``variant``."""
+    run folder below ``output/trials``; a space's variants are one more grid parameter, ``variant``. With
+    ``resume``, an experiment of the same name in the storage is continued: finished trials are not run again,
+    unfinished and failed ones go on from their last checkpoint."""
     settings = space.search
     trainable = tune.with_parameters(
         _run_trial,
@@ -152,19 +166,24 @@ def _build_tuner(
         runs_dir=str(output.resolve() / "trials"),
         use_gpu=use_gpu,
     )
-    scheduler = (
-        FIFOScheduler()
-        if settings.scheduler == "fifo"
-        else ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=max_reports,
-            grace_period=settings.grace_period,
-            reduction_factor=settings.reduction_factor,
-        )
-    )
     param_space = {key: _tune_distribution(spec) for key, spec in space.space.items()}
     if space.variants:
         param_space[VARIANT] = tune.grid_search(list(space.variants))
+    # Tune ignores TuneConfig.max_concurrent_trials when given a search generator, so the generator itself holds
+    # the limit: without it every trial's Train controller starts at once (0.01 CPU each) and the idle ones
+    # starve the two that can run
+    concurrency = max_concurrency(settings, cluster_cpus)
+    path = f"{target.ray_path.rstrip('/')}/{experiment}"
+    if resume:
+        if not tune.Tuner.can_restore(path, storage_filesystem=target.filesystem):
+            raise FileNotFoundError(f"resume: no Tune run {experiment!r} to continue at {path}")
+        return tune.Tuner.restore(
+            path,
+            tune.with_resources(trainable, {"cpu": TRAINABLE_CPU}),
+            resume_errored=True,
+            param_space=param_space,
+            storage_filesystem=target.filesystem,
+        )
     return tune.Tuner(
         tune.with_resources(trainable, {"cpu": TRAINABLE_CPU}),
         param_space=param_space,
@@ -172,9 +191,8 @@ def _build_tuner(
             metric=settings.metric,
             mode=settings.mode,
             num_samples=settings.num_samples,
-            scheduler=scheduler,
-            max_concurrent_trials=max_concurrency(settings, cluster_cpus),
-            search_alg=BasicVariantGenerator(random_state=settings.seed),
+            scheduler=_scheduler(settings, max_reports),
+            search_alg=BasicVariantGenerator(random_state=settings.seed, max_concurrent=concurrency),
         ),
         run_config=tune.RunConfig(
             name=experiment, storage_path=target.ray_path, storage_filesystem=target.filesystem, verbose=0
@@ -192,10 +210,12 @@ def run_tune(
     name: str | None = None,
     out_dir: str | Path | None = None,
     use_gpu: bool | None = None,
+    resume: bool = False,
 ) -> TuneResult:
     """Search ``space`` around ``config`` with ASHA; write ``results.csv`` / ``results.md`` to ``out_dir`` (default
     ``runs/tune/<name>``) and return the best trial's best checkpoint (by eval exact accuracy). A trial that could
-    never fit the cluster fails before Ray starts (a local Ray) or after a bounded wait (a cluster)."""
+    never fit the cluster fails before Ray starts (a local Ray) or after a bounded wait (a cluster). ``resume``
+    continues the experiment ``name`` found in ``storage`` (a killed study picks up where it stopped)."""
     started = time.perf_counter()
     config = absolute_run_folder(config)
     search_space = space if isinstance(space, SearchSpace) else load_space(space)
@@ -218,7 +238,10 @@ def run_tune(
             wait_for_capacity(demand, session.address)
         max_reports = reports_per_trial(trial_config(config, search_space, {}))
         gpu = use_gpu if use_gpu is not None else session.gpus >= settings.workers_per_trial
-        grid = _build_tuner(config, search_space, target, experiment, output, max_reports, session.cpus, gpu).fit()
+        tuner = _build_tuner(
+            config, search_space, target, experiment, output, max_reports, session.cpus, gpu, resume=resume
+        )
+        grid = tuner.fit()
     finally:
         session.close()
     return summarize(grid, search_space, target, experiment, output, max_reports, time.perf_counter() - started)
@@ -273,7 +296,7 @@ def summarize(
         best_params=best["_params"] if best else {},
         best_checkpoint=best["checkpoint"] if best else None,
         best_metrics=best["_metrics"] if best else {},
-        trials=[{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+        trials=[{**{k: v for k, v in r.items() if not k.startswith("_")}, "report": r["_metrics"]} for r in rows],
         stopped_early=sum(1 for r in rows if r["stopped_early"]),
         table_csv=str(csv_path),
         table_markdown=str(md_path),

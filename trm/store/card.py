@@ -29,7 +29,7 @@ GROUP_KEYS = ("kind", "split", "phase", "mode")
 IGNORED_KEYS = {"time", "timestamp", "elapsed", "elapsed_s", "wall_time", "rank", "world_size", "lr", "learning_rate"}
 MAX_SERIES_PER_PANEL = 8
 SKIPPED_GROUPS = ("info/",)
-_RENDER_LOCK = threading.Lock()
+RENDER_LOCK = threading.Lock()
 
 
 def read_metrics_log(path: Path) -> Series:
@@ -82,7 +82,7 @@ def render_training_curve(metrics_log: Path | None, out_png: Path, title: str = 
     """Write ``out_png``; with no log (or no numeric series) the figure says so instead of being left out, so
     every version has the same file layout."""
     series = read_metrics_log(metrics_log) if metrics_log is not None else {}
-    with _RENDER_LOCK:  # matplotlib's text/mathtext machinery is shared state: one figure at a time
+    with RENDER_LOCK:  # matplotlib's text/mathtext machinery is shared state: one figure at a time
         _draw(series, out_png, title)
 
 

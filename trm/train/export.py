@@ -84,3 +84,17 @@ def load_exported(path: Path | str, device: torch.device | str = "cpu") -> tuple
                 state[key.removeprefix("ema.")] = value
         return _model_from(config, state, folder, device), config
     raise ExportError(f"{folder}: neither an exported model ({MODEL_FILE} + {CONFIG_FILE}) nor a checkpoint folder")
+
+
+def find_checkpoint_folder(path: Path) -> Path:
+    """The folder holding our checkpoint (state.safetensors) or an export (model.safetensors) at or below ``path``:
+    a Ray checkpoint directory may wrap it in a sub-folder."""
+    path = Path(path)
+    for marker in ("model.safetensors", "state.safetensors"):
+        if (path / marker).is_file():
+            return path
+    for marker in ("model.safetensors", "state.safetensors"):
+        found = sorted(path.rglob(marker))
+        if found:
+            return found[0].parent
+    raise FileNotFoundError(f"{path}: no model.safetensors or state.safetensors inside this checkpoint")
