@@ -26,7 +26,7 @@ from pipeline_services import PrefectServer, base_env, start_worker, stop_group
 
 pytestmark = pytest.mark.timeout(1200)
 
-DEPLOYMENTS = {"smoke", "sudoku-extreme", "maze-hard", "arc-agi-1", "reproduce"}
+DEPLOYMENTS = {"smoke", "sudoku-extreme", "maze-hard", "arc-agi-1", "reproduce", "ablations"}
 MODEL = "smoke"
 STAGE = "sudoku-4x4"
 OVERRIDES = ["train.max_steps=400", "train.eval_interval=200"]
@@ -235,9 +235,9 @@ def fire_schedule(server: PrefectServer, parameters: dict[str, Any], worker, tim
 
 def test_deploy_all_declares_every_preset_with_inactive_schedules(smoke_runs: SmokeRuns) -> None:
     listed = smoke_runs.server.cli("deployment", "ls", cwd=smoke_runs.repo).stdout
-    for name in DEPLOYMENTS - {"reproduce"}:
+    for name in DEPLOYMENTS - {"reproduce", "ablations"}:
         assert f"retrain/{name}" in listed, listed
-    assert "reproduce/reproduce" in listed, listed
+    assert "reproduce/reproduce" in listed and "study/ablations" in listed, listed
     inspected = smoke_runs.server.cli("deployment", "inspect", "retrain/smoke", cwd=smoke_runs.repo).stdout
     assert "'active': False" in inspected and "'active': True" not in inspected
     assert f"'directory': '{smoke_runs.repo}'" in inspected  # the pull step points at the checkout that deployed
