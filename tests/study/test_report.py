@@ -90,3 +90,6 @@ def test_the_report_has_every_row_its_verdict_the_curriculum_and_a_figure(tmp_pa
     assert round(timed.wall_time_ratio or 0, 6) == round(200.0 / 120.0, 6)
     assert "## curriculum: time to accuracy against baseline" in text
     assert "toy:1" in text and "## Re-running and scaling" in text
+    one_seed = [t for t in made_trials(tmp_path / "one") if t.trial.seed == 0]
+    single = write_study_report(SPACE, one_seed, context, tmp_path / "one.md", tmp_path / "one.png")
+    assert "| -30.0 |" in single.markdown and "one seed: no noise estimate" in single.markdown

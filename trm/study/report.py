@@ -46,7 +46,7 @@ def _pct(value: float | None) -> str:
 def _delta(row: VariantRow) -> str:
     if row.delta is None:
         return "-"
-    return f"{row.delta:+.1f} ± {row.delta_error:.1f}"
+    return f"{row.delta:+.1f}" if row.delta_error is None else f"{row.delta:+.1f} ± {row.delta_error:.1f}"
 
 
 def summary_table(summary: StudySummary) -> str:
