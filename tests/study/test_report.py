@@ -35,7 +35,7 @@ TEST = {"baseline": 0.6, "no-ema": 0.3, "curriculum": 0.5}
 
 
 def made_trials(tmp_path: Path) -> list[TrialResult]:
-    trials = []
+    trials: list[TrialResult] = []
     for variant, curve in CURVES.items():
         for seed in (0, 1):
             run = tmp_path / "trials" / f"{variant}-{seed}"
@@ -62,7 +62,7 @@ def made_trials(tmp_path: Path) -> list[TrialResult]:
                     export_dir=str(run / "export"),
                     test_exact=TEST[variant] + seed / 100,
                     test_accuracy=0.9,
-                    train_seconds=finished - started,
+                    train_seconds=None if started is None or finished is None else finished - started,
                     started=started,
                     finished=finished,
                     steps=steps,
