@@ -32,12 +32,16 @@ def metrics_markdown(title: str, metrics: dict[str, Any], facts: dict[str, Any])
     return f"# {title}\n\n{metric_rows}\n\n{fact_rows}\n"
 
 
+def embedded_png(alt: str, png: bytes | None, otherwise: str) -> str:
+    """A PNG inlined into an artifact's markdown, or ``otherwise`` when there is none or it is too big."""
+    if png and len(png) <= MAX_EMBEDDED_PNG_BYTES:
+        return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+    return otherwise
+
+
 def curve_markdown(title: str, curve_url: str, png: bytes | None) -> str:
     lines = [f"# {title}", "", f"Published with the model card: `{curve_url}`", ""]
-    if png and len(png) <= MAX_EMBEDDED_PNG_BYTES:
-        lines.append(f"![training curve](data:image/png;base64,{base64.b64encode(png).decode()})")
-    else:
-        lines.append("(curve not embedded: see the link above)")
+    lines.append(embedded_png("training curve", png, "(curve not embedded: see the link above)"))
     return "\n".join(lines) + "\n"
 
 

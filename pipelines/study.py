@@ -15,7 +15,6 @@ earlier one: its finished trials are not trained again.
 
 from __future__ import annotations
 
-import base64
 import os
 import uuid
 from pathlib import Path
@@ -28,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, Field
 
-from pipelines.artifacts import MAX_EMBEDDED_PNG_BYTES, artifact_key
+from pipelines.artifacts import artifact_key, embedded_png
 from pipelines.plan import Infrastructure, RetrainPlan, TuneRequest, plan_retrain
 from pipelines.preflight import preflight
 from pipelines.prepare_data import PreparedData, prepare_data
@@ -117,11 +116,8 @@ def _publish_request(
     )
 
 
-def _figure_markdown(report: StudyReport) -> str:
-    png = Path(report.figure_path).read_bytes()
-    if len(png) > MAX_EMBEDDED_PNG_BYTES:
-        return f"(figure not embedded: {report.figure_path})"
-    return f"![study figure](data:image/png;base64,{base64.b64encode(png).decode()})"
+def _figure_markdown(figure: Path) -> str:
+    return embedded_png("study figure", figure.read_bytes(), f"(figure not embedded: {figure})")
 
 
 @task(cache_policy=NO_CACHE)
@@ -193,11 +189,15 @@ def published_trials(store_url: str, name: str, tune_run: str) -> dict[str, Mani
 
 
 def _measure_and_publish(
-    trials: list[StudyTrial], plan: RetrainPlan, prepared: PreparedData, run_dir: Path, tune_run: str
+    trials: list[StudyTrial],
+    plan: RetrainPlan,
+    prepared: PreparedData,
+    config: TRMConfig,
+    run_dir: Path,
+    tune_run: str,
 ) -> list[TrialResult]:
     """Each trial tested once, then published as the next version of the study's name (unless a run of the same
     Tune run already did: a resumed study reads those numbers from the manifests)."""
-    config = resolve_config(plan.preset, plan.overrides, Path(prepared.data_dir).parent, run_dir)
     space = plan.tune.space if plan.tune and plan.tune.space else ""
     done = published_trials(plan.store_url, plan.model_name, tune_run)
     measured = []
@@ -248,12 +248,12 @@ def study(
         resume=resume is not None,
     )
     trials = study_trials(tuned.trials, Path(tuned.trials_dir))
-    measured = _measure_and_publish(trials, plan, prepared, run_dir, tune_run)
     config = resolve_config(preset, plan.overrides, Path(prepared.data_dir).parent, run_dir)
+    measured = _measure_and_publish(trials, plan, prepared, config, run_dir, tune_run)
     docs_path = plan.repo_dir / report if report else None
     run_report, docs = report_task(loaded, measured, config, preset, space, run_dir, docs_path, load_before)
     create_markdown_artifact(
-        f"{run_report.markdown}\n\n{_figure_markdown(run_report)}\n",
+        f"{run_report.markdown}\n\n{_figure_markdown(Path(run_report.figure_path))}\n",
         key=artifact_key(plan.model_name, "study"),
         description=f"study {tune_run}: {run_report.summary.ordering_verdict}",
     )

@@ -4,7 +4,6 @@ flow pipelines/study.py does the same and publishes every trial with its data li
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from pydantic import BaseModel
 from trm.config import TRMConfig
 from trm.distributed.space import SearchSpace
 from trm.distributed.tune import TuneResult, max_concurrency, run_tune
+from trm.store.lineage import collect_git
 from trm.study.measure import TrialResult, measure_trial
 from trm.study.report import StudyContext, StudyReport, figure_beside, write_study_report
 from trm.study.trials import StudyTrial, study_trials
@@ -24,15 +24,6 @@ class StudyOutcome(BaseModel):
     tune: TuneResult
     tested: list[TrialResult]
     report: StudyReport
-
-
-def git_commit(repo: Path) -> str:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def training_wall_seconds(tested: list[TrialResult]) -> float:
@@ -73,7 +64,7 @@ def study_context(
         load_before=round(load_before, 2),
         load_after=round(os.getloadavg()[0], 2),
         torch=torch.__version__,
-        commit=git_commit(Path.cwd()),
+        commit=collect_git(Path.cwd()).commit or "",
     )
 
 
