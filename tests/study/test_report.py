@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from trm.distributed.space import SearchSpace
-from trm.study.measure import TrialResult, training_span
+from trm.study.measure import TrialResult, trial_result
 from trm.study.report import StudyContext, curriculum_variants, write_study_report
 from trm.study.trials import StudyTrial
 
@@ -46,7 +46,6 @@ def made_trials(tmp_path: Path) -> list[TrialResult]:
                 for i, (t, v) in enumerate(curve)
             ]
             (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-            started, finished, steps = training_span(run / "metrics.jsonl")
             trial = StudyTrial(
                 trial=f"{variant}-{seed}",
                 variant=variant,
@@ -56,19 +55,8 @@ def made_trials(tmp_path: Path) -> list[TrialResult]:
                 val_exact=curve[-1][1],
                 run_dir=str(run),
             )
-            trials.append(
-                TrialResult(
-                    trial=trial,
-                    export_dir=str(run / "export"),
-                    test_exact=TEST[variant] + seed / 100,
-                    test_accuracy=0.9,
-                    train_seconds=None if started is None or finished is None else finished - started,
-                    started=started,
-                    finished=finished,
-                    steps=steps,
-                    model=f"toy:{len(trials) + 1}",
-                )
-            )
+            metrics = {"fixed/exact_accuracy": TEST[variant] + seed / 100, "fixed/accuracy": 0.9}
+            trials.append(trial_result(trial, metrics, str(run / "export"), f"toy:{len(trials) + 1}"))
     return trials
 
 

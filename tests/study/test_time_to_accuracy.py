@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from trm.study.time_to_accuracy import Curve, compare_time_to_accuracy, read_curve, time_to_reach, value_at
+from trm.train.metrics_log import covered_seconds, training_segments
 
 BASELINE = Curve(steps=[100, 200, 300, 400], seconds=[100.0, 200.0, 300.0, 400.0], val_exact=[0.0, 0.2, 0.4, 0.6])
 FASTER = Curve(steps=[100, 200, 300, 400], seconds=[40.0, 100.0, 180.0, 250.0], val_exact=[0.0, 0.1, 0.3, 0.5])
@@ -56,3 +57,21 @@ def test_read_curve_takes_eval_records_timed_from_the_first_record(tmp_path: Pat
     log.write_text(json.dumps(records[0]) + "\n")
     with pytest.raises(ValueError, match=r"metrics\.jsonl: no evaluation records"):
         read_curve(log)
+
+
+def test_a_trial_stopped_and_resumed_is_timed_without_its_stop(tmp_path: Path) -> None:
+    """The log of a trial killed after its step-200 checkpoint and resumed an hour later: the lines it wrote after
+    the checkpoint were dropped on resume, and the hour is no training time."""
+    log = tmp_path / "metrics.jsonl"
+    records = [
+        {"kind": "info", "step": 0, "time": 1000.0},
+        {"kind": "eval", "step": 100, "time": 1050.0, "exact_accuracy": 0.1},
+        {"kind": "eval", "step": 200, "time": 1100.0, "exact_accuracy": 0.2},
+        {"kind": "resume", "step": 200, "time": 4700.0},
+        {"kind": "eval", "step": 300, "time": 4750.0, "exact_accuracy": 0.3},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert read_curve(log).seconds == [50.0, 100.0, 150.0]
+    assert training_segments(records) == [(1000.0, 1100.0), (4700.0, 4750.0)]
+    # two trials side by side, the second starting 60 s later, with the first one's stop: counted once each
+    assert covered_seconds([(1000.0, 1100.0), (4700.0, 4750.0), (1060.0, 1200.0)]) == pytest.approx(250.0)

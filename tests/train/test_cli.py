@@ -49,6 +49,7 @@ def test_train_then_resume_via_cli(tiny_dataset, tmp_path):
     records = read_metrics(run / "metrics.jsonl")
     train_steps = [r["step"] for r in records if r["kind"] == "train"]
     assert train_steps == list(range(1, 8)), "resume must continue the log at step 5 without gaps or repeats"
+    assert [r["step"] for r in records if r["kind"] == "resume"] == [4]  # where the second stretch of training began
     evals = [r for r in records if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [3, 4, 6, 7]
     assert all(0.0 <= r["exact_accuracy"] <= 1.0 and len(r["per_step"]) == 4 for r in evals)

@@ -60,6 +60,31 @@ def test_a_checkpoint_between_evaluations_has_no_score():
     assert math.isnan(checkpoint_score(stale, "exact_accuracy"))
 
 
+def test_ray_keeps_the_selected_step_when_a_later_evaluation_ties_it():
+    """Ray Train ranks equal checkpoint scores by report order (the later above) and deletes all but the top
+    ``num_to_keep``; the selected step must still rank first, or its checkpoint is gone when it is handed on."""
+    from ray.train import Checkpoint
+    from ray.train._internal.checkpoint_manager import _insert_into_sorted_list
+    from ray.train._internal.session import _TrainingResult
+
+    selector = Selector(EvalConfig())
+    ranked: list = []
+    order: dict = {}
+    for index, step in enumerate((10, 20, 30)):  # 20 and 30 tie at the best score: 20 is selected
+        evals = summaries(0.5 if step == 10 else 1.0, token=1.0)
+        selector.observe(step, evals)
+        report = Report(step=step, total_steps=30, train={}, evals=evals, eval_step=step, best_step=selector.best_step)
+        result = _TrainingResult(
+            Checkpoint(f"/ckpt/{step}"), {"step": step, "score": checkpoint_score(report, "exact_accuracy")}
+        )
+        order[result.checkpoint] = index
+        _insert_into_sorted_list(ranked, result, key=lambda r: r.metrics["score"], checkpoint_to_report_index=order)
+    assert selector.best_step == 20
+    assert ranked[-1].metrics["step"] == 20  # what num_to_keep=1 keeps
+    tied = Report(step=30, total_steps=30, train={}, evals=summaries(1.0, 1.0), eval_step=30, best_step=20)
+    assert checkpoint_score(tied, "exact_accuracy") == pytest.approx(1.001)  # a hair below, not a different score
+
+
 def test_the_test_split_cannot_drive_selection():
     with pytest.raises(ConfigError, match=r"eval\.split: 'test' is measured once"):
         load_config("smoke", ["eval.split=test"])

@@ -251,9 +251,10 @@ def _trial_row(result: Any, metric: str, storage: Storage, max_reports: int) -> 
     """One trial: its parameters, how far it ran, and its best checkpointed report."""
     history = result.metrics_dataframe
     records = history.to_dict("records") if history is not None and len(history) else []
-    # checkpoints evaluated at their own step (a stale one scores UNSCORED), best validation score, earlier step on ties
+    # checkpoints evaluated at their own step (a stale one scores UNSCORED), best validation score; on a tie the
+    # later step, as Ray Train ranks them: it keeps that one and deletes the earlier (CheckpointConfig.num_to_keep)
     scored = [r for r in records if _scored(r.get(CHECKPOINT_SCORE)) and r.get("checkpoint_path")]
-    top = max(scored, key=lambda r: (r[CHECKPOINT_SCORE], -r.get("step", 0))) if scored else {}
+    top = max(scored, key=lambda r: (r[CHECKPOINT_SCORE], r.get("step", 0))) if scored else {}
     params = dict(result.config or {})
     return {
         "trial": (result.metrics or {}).get("trial_id") or Path(str(result.path)).name,

@@ -6,7 +6,6 @@ and nowhere else, so no choice in a study ever sees test.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from trm.distributed.train_job import fetch_checkpoint
 from trm.evaluate.report import build_report, evaluate_modes, open_for_evaluation, write_report
 from trm.study.trials import StudyTrial
 from trm.train.export import export_model, find_checkpoint_folder, load_exported
+from trm.train.metrics_log import read_metrics, training_segments
 
 TEST_MODE = "fixed"  # the official evaluation: halt_max_steps supervision steps, no early halting
 
@@ -31,19 +31,22 @@ class TrialResult(BaseModel):
     train_seconds: float | None = None
     started: float | None = Field(None, description="epoch seconds of the trial's first and last metrics record")
     finished: float | None = None
+    segments: list[tuple[float, float]] = Field(
+        default_factory=list, description="(first, last) epoch seconds of each stretch it trained (one per start)"
+    )
     steps: int | None = None
     model: str | None = Field(None, description="NAME:V once published")
     metrics: dict[str, float] = Field(default_factory=dict, description="test metrics as published")
 
 
-def training_span(metrics_log: Path) -> tuple[float | None, float | None, int | None]:
-    """(time of the first record, time of the last, last step) of a trial's metrics.jsonl (None if missing)."""
+def training_span(metrics_log: Path) -> tuple[list[tuple[float, float]], int | None]:
+    """(the stretches a trial trained, in epoch seconds; its last step) from its metrics.jsonl (nothing if it is
+    missing). A trial stopped and resumed has one stretch per start (trm.train.metrics_log.training_segments)."""
     if not metrics_log.is_file():
-        return None, None, None
-    records = [json.loads(line) for line in metrics_log.read_text().splitlines() if line.strip()]
-    times = [r["time"] for r in records if isinstance(r.get("time"), (int, float))]
+        return [], None
+    records = read_metrics(metrics_log)
     steps = [int(r["step"]) for r in records if isinstance(r.get("step"), int)]
-    return (min(times) if times else None), (max(times) if times else None), (max(steps) if steps else None)
+    return training_segments(records), (max(steps) if steps else None)
 
 
 TEST_THREADS = 2  # fixed, so a trial measured again gives the same numbers; 2 = the machine the study is sized for
@@ -77,15 +80,16 @@ def trial_result(
 ) -> TrialResult:
     """A trial's result from its test ``metrics`` (as measured, or as published in ``model``'s manifest) and the
     timing in its own metrics log."""
-    started, finished, steps = training_span(trial.metrics_log)
+    segments, steps = training_span(trial.metrics_log)
     return TrialResult(
         trial=trial,
         export_dir=export_dir,
         test_exact=metrics[f"{TEST_MODE}/exact_accuracy"],
         test_accuracy=metrics[f"{TEST_MODE}/accuracy"],
-        train_seconds=finished - started if started is not None and finished is not None else None,
-        started=started,
-        finished=finished,
+        train_seconds=sum(last - first for first, last in segments) if segments else None,
+        started=segments[0][0] if segments else None,
+        finished=segments[-1][1] if segments else None,
+        segments=segments,
         steps=steps,
         model=model,
         metrics=dict(metrics),

@@ -291,8 +291,10 @@ def _scaling(tested: list[TrialResult], ctx: StudyContext) -> str:
     longest = max((t.train_seconds or 0.0 for t in tested), default=0.0) / 60
     return (
         f"`{ctx.command}` runs the study again (or `prefect deployment run 'study/ablations'`, which also publishes "
-        "every trial; `--resume` / `resume=<run>` continues a killed run without retraining its finished trials). "
-        f"Here {len(tested)} trials ran {ctx.concurrent_trials} at a time in {ctx.seconds / 60:.0f} min. Tune "
+        "every trial; `--resume` / `resume=<run>` continues a killed run: finished trials are not trained again, "
+        "interrupted ones go on from their last checkpoint, and the stop is not counted as training time). "
+        f"Here {len(tested)} trial{'' if len(tested) == 1 else 's'} ran {min(ctx.concurrent_trials, len(tested))} at a "
+        f"time in {ctx.seconds / 60:.0f} min of training. Tune "
         "places as many trials at once as the cluster has room for (one Ray Train worker of "
         "`search.cpus_per_worker` CPUs each), so on a cluster with a CPU per trial the training takes about as "
         f"long as the slowest trial, {longest:.0f} min here, plus testing; point the run at it with `--address` "

@@ -18,6 +18,7 @@ from trm.store.lineage import collect_git
 from trm.study.measure import TrialResult, measure_trial
 from trm.study.report import StudyContext, StudyReport, figure_beside, write_study_report
 from trm.study.trials import StudyTrial, study_trials
+from trm.train.metrics_log import covered_seconds
 
 
 class StudyOutcome(BaseModel):
@@ -27,11 +28,9 @@ class StudyOutcome(BaseModel):
 
 
 def training_wall_seconds(tested: list[TrialResult]) -> float:
-    """From the first trial's start to the last trial's end, read from their metrics logs (a study resumed after
-    a break counts the break too)."""
-    starts = [t.started for t in tested if t.started is not None]
-    ends = [t.finished for t in tested if t.finished is not None]
-    return max(ends) - min(starts) if starts and ends else 0.0
+    """Wall time during which at least one trial trained, read from their metrics logs: trials side by side count
+    once, and a study stopped and resumed later is not charged for the stop."""
+    return covered_seconds([segment for t in tested for segment in t.segments])
 
 
 def study_context(

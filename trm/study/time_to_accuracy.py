@@ -9,15 +9,16 @@ the time each needs to first reach a common target: the lower of the two mean fi
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from trm.train.metrics_log import read_metrics, training_clock
+
 
 class Curve(BaseModel):
-    """A trial's validation curve; ``seconds`` counts from its first metrics record."""
+    """A trial's validation curve; ``seconds`` counts training time from its first metrics record."""
 
     steps: list[int]
     seconds: list[float]
@@ -34,19 +35,23 @@ class Curve(BaseModel):
 
 def read_curve(metrics_log: Path, mode: str = "fixed") -> Curve:
     """The ``kind: eval`` records of one evaluation ``mode`` in a metrics.jsonl (a record without a mode counts as
-    it); a log without one is an error naming the file."""
-    records = [json.loads(line) for line in Path(metrics_log).read_text().splitlines() if line.strip()]
-    start = min(r["time"] for r in records if "time" in r)
+    it), timed in seconds of training: a trial stopped and resumed is not charged for the stop. A log without an
+    evaluation is an error naming the file."""
+    clocked = training_clock(read_metrics(metrics_log))
     evals = sorted(
-        (r for r in records if r.get("kind") == "eval" and "exact_accuracy" in r and r.get("mode", mode) == mode),
-        key=lambda r: r["step"],
+        (
+            (record, seconds)
+            for record, seconds in clocked
+            if record.get("kind") == "eval" and "exact_accuracy" in record and record.get("mode", mode) == mode
+        ),
+        key=lambda pair: int(pair[0]["step"]),
     )
     if not evals:
         raise ValueError(f"{metrics_log}: no evaluation records (kind 'eval' with exact_accuracy)")
     return Curve(
-        steps=[int(r["step"]) for r in evals],
-        seconds=[float(r["time"]) - start for r in evals],
-        val_exact=[float(r["exact_accuracy"]) for r in evals],
+        steps=[int(r["step"]) for r, _ in evals],
+        seconds=[seconds for _, seconds in evals],
+        val_exact=[float(r["exact_accuracy"]) for r, _ in evals],
     )
 
 

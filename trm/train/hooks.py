@@ -28,6 +28,7 @@ class Report:
     samples_per_second: float = 0.0
     world_size: int = 1
     restored_from_step: int | None = None  # this attempt started from a checkpoint at that step
+    best_step: int | None = None  # the run's selected (best validation) step so far
 
     @property
     def evaluated_now(self) -> bool:

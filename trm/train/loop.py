@@ -4,7 +4,8 @@ budget and, at the steps its Cadence names, log, evaluate, checkpoint and report
 Run folder (``run.output_dir/run.name``), written by rank 0::
 
     config.json            the resolved config (dataset sizes filled in)
-    metrics.jsonl          one JSON object per line: kind "info" (step 0), "train" (every log_interval), "eval"
+    metrics.jsonl          one JSON object per line: kind "info" (step 0), "train" (every log_interval), "eval",
+                           "resume" (where a resumed run began again)
     checkpoints/step_<N>/  state.safetensors + state.json (local runs; Ray keeps its own in its storage)
     eval/step_<N>/         eval.json (+ submission.json on ARC) of each evaluation (validation split)
     selection.json         which step is handed on and why (eval.select: best validation score, or last)
@@ -224,7 +225,7 @@ def _after_step(
     if not (evaluated or saving):
         return False
     trainer.loop_state["selection"] = selector.state()
-    report = _report(trainer, result, report_rate.take())
+    report = _report(trainer, result, report_rate.take(), selector.best_step)
     stop = (hooks.should_stop is not None and hooks.should_stop(report)) or selector.exhausted()
     if saving or stop:
         result.checkpoint = hooks.checkpoints.save(trainer, report) or result.checkpoint
@@ -245,7 +246,7 @@ def _evaluate(trainer: Trainer, hooks: LoopHooks, log: MetricsLog, bar: Training
         )
 
 
-def _report(trainer: Trainer, result: TrainResult, steps_per_second: float) -> Report:
+def _report(trainer: Trainer, result: TrainResult, steps_per_second: float, best_step: int | None = None) -> Report:
     return Report(
         step=trainer.step_count,
         total_steps=result.total_steps,
@@ -256,6 +257,7 @@ def _report(trainer: Trainer, result: TrainResult, steps_per_second: float) -> R
         samples_per_second=steps_per_second * trainer.config.train.global_batch_size,
         world_size=trainer.world_size,
         restored_from_step=result.restored_from_step,
+        best_step=best_step,
     )
 
 

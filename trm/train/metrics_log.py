@@ -11,6 +11,8 @@ from typing import Any
 
 from trm.atomic import atomic_write_text
 
+RESUME = "resume"  # the kind of the record a resumed run writes first: where a new stretch of training begins
+
 
 def _clean(value: Any) -> Any:
     """A JSON-safe scalar: tensors/numpy scalars unwrapped, NaN and infinities written as strings."""
@@ -30,7 +32,8 @@ class MetricsLog:
 
     def start(self, resumed_at: int | None) -> None:
         """A fresh run replaces an old log; a resumed run drops the lines logged after its checkpoint's step, so
-        the log continues without gaps or repeats."""
+        the log continues without gaps or repeats, and marks where it resumed (a ``resume`` record), so the time
+        it was stopped is not counted as training (``training_segments``)."""
         if not self.enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +46,8 @@ class MetricsLog:
                 if line.strip() and json.loads(line).get("step", 0) <= resumed_at
             ]
             atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        if resumed_at is not None:
+            self.write(RESUME, resumed_at, {})
 
     def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if not self.enabled:
@@ -55,3 +60,45 @@ class MetricsLog:
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _timed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if isinstance(r.get("time"), (int, float))]
+
+
+def training_segments(records: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(first, last) epoch seconds of each stretch a run trained without a stop. A resumed run's log starts a new
+    stretch at its ``resume`` record; the lines after its checkpoint were dropped, so the time from the
+    checkpoint's last line to the resume (the stop and the work it lost) belongs to no stretch."""
+    segments: list[list[float]] = []
+    for record in _timed(records):
+        now = float(record["time"])
+        if not segments or record.get("kind") == RESUME:
+            segments.append([now, now])
+        else:
+            segments[-1][1] = max(segments[-1][1], now)
+    return [(first, last) for first, last in segments]
+
+
+def training_clock(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
+    """Each timed record with the seconds of training before it, stops left out (as ``training_segments``)."""
+    clocked: list[tuple[dict[str, Any], float]] = []
+    before, first, previous = 0.0, 0.0, 0.0
+    for index, record in enumerate(_timed(records)):
+        now = float(record["time"])
+        if index == 0 or record.get("kind") == RESUME:
+            before += previous - first if index else 0.0
+            first = now
+        clocked.append((record, before + now - first))
+        previous = now
+    return clocked
+
+
+def covered_seconds(segments: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of ``segments`` (trials that train side by side are counted once)."""
+    total, reached = 0.0, -math.inf
+    for first, last in sorted(segments):
+        if last > reached:
+            total += last - max(first, reached)
+            reached = last
+    return total

@@ -136,6 +136,11 @@ class Selector:
 
 
 def checkpoint_score(report: Report, metric: str) -> float:
-    """The score a checkpoint is kept and ranked by: its own step's validation ``metric``. A checkpoint saved
-    between evaluations scores NaN (ranked below all), so stale scores never make newer weights look best."""
-    return score_of(report.evals, metric) if report.evaluated_now else math.nan
+    """The score a checkpoint is kept and ranked by (Ray Train's ``checkpoint_score_attribute``): its own step's
+    validation ``metric``. A checkpoint saved between evaluations scores NaN (ranked below all), so stale scores
+    never make newer weights look best. Any step but the selected one scores a hair (one float step) lower: Ray
+    keeps the later of two equal scores and deletes the earlier, while a tie here keeps the earlier step."""
+    if not report.evaluated_now:
+        return math.nan
+    score = score_of(report.evals, metric)
+    return score if report.best_step in (None, report.step) else math.nextafter(score, -math.inf)
