@@ -1,6 +1,7 @@
 """LEARNING: the `smoke` preset takes a fresh TRM from ~0% to >= 95% exact accuracy on held-out 4x4 Sudoku (test
-puzzles use solution grids that never occur in training, checked here) within the 2-minute budget, dataset build
-included. The step is selected on the validation split; the test split is measured once, on the export."""
+puzzles use solution grids that never occur in training, checked here) within its budget (about two minutes of one
+core of the 2-core reference machine, dataset build included; stated below in this machine's own training steps).
+The step is selected on the validation split; the test split is measured once, on the export."""
 
 from __future__ import annotations
 
@@ -16,13 +17,29 @@ from trm.evaluate.inference import evaluate
 from trm.evaluate.training import local_run_hooks
 from trm.train.export import load_exported
 from trm.train.loop import train
-from trm.train.trainer import Trainer
+from trm.train.trainer import Trainer, torch_threads
 
-# The budget is a couple of minutes of the 2-core machine. The run uses one torch thread, so its process CPU time is
-# what it costs on an idle machine (measured: 82 s); wall time is printed too but not asserted, because the shared
-# machine running the suite in parallel can be many times oversubscribed (observed: 8x). Even CPU time grows under
-# that load (shared caches and cores: 126 s seen in CI), so the bound leaves room above the idle cost.
-BUDGET_CPU_SECONDS = 180.0
+# The budget is a couple of minutes of the 2-core machine, stated in this machine's own training steps so that it
+# holds on any CPU: beside the run, CALIBRATION_STEPS optimizer steps of the same model on the same data are timed
+# (process CPU time, one torch thread), and the whole run (dataset build, 1800 training steps, validation, test) may
+# cost at most BUDGET_IN_STEPS of them. Measured on an idle 2-core AMD EPYC: 384 s of CPU = 1764 calibration steps
+# of 218 ms. The same run took 82 s on an idle 2-core Intel Xeon, so an absolute bound (it was 180 s) failed on the
+# slower machine although the model learnt; the ratio fails only when the run does more work than planned. The bound
+# leaves 2x for load that changes between the calibration and the run (CPU time grows under load: shared caches and
+# cores). Wall time is printed, not asserted: a suite running in parallel can oversubscribe the machine many times.
+CALIBRATION_STEPS = 60
+BUDGET_IN_STEPS = 3500
+
+
+def cpu_seconds_per_step(config, train_ds: PuzzleDataset) -> float:
+    """This machine's CPU cost of one training step of ``config``, timed now, beside the run it calibrates."""
+    trainer = Trainer(config, train_ds)
+    with torch_threads(config.train.threads):
+        trainer.step()  # the first step pays one-off allocation costs
+        started = time.process_time()
+        for _ in range(CALIBRATION_STEPS):
+            trainer.step()
+        return (time.process_time() - started) / CALIBRATION_STEPS
 
 
 @pytest.mark.slow
@@ -40,18 +57,26 @@ def test_smoke_preset_learns_held_out_sudoku(tmp_path):
     before = evaluate(Trainer(config, train_ds).ema_model(), test_ds, config.eval.batch_size)
     assert before.metrics["exact_accuracy"] <= 0.05
 
+    calibration_started = time.process_time()
+    per_step = cpu_seconds_per_step(config, train_ds)
+    calibration_cpu = time.process_time() - calibration_started
     result = train(config, hooks=local_run_hooks(config), progress=False)
     assert result.export_dir is not None and result.selection is not None and result.selection.split == "val"
     model, _ = load_exported(result.export_dir)  # the selected step's weights, measured once on test
     after = evaluate(model, test_ds, config.eval.batch_size).metrics
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    cpu -= calibration_cpu  # the run's own cost
+    in_steps = cpu / per_step
     print(
-        f"smoke: {result.steps} steps, wall {elapsed:.1f} s, cpu {cpu:.1f} s, exact {after['exact_accuracy']:.4f}, "
+        f"smoke: {result.steps} steps, wall {elapsed:.1f} s, cpu {cpu:.1f} s = {in_steps:.0f} calibration steps of "
+        f"{per_step * 1000:.1f} ms, exact {after['exact_accuracy']:.4f}, "
         f"token {after['accuracy']:.4f}, untrained exact {before.metrics['exact_accuracy']:.4f}"
     )
     assert after["count"] == len(test_ds)
     assert after["exact_accuracy"] >= 0.95, after
-    assert cpu <= BUDGET_CPU_SECONDS, f"took {cpu:.1f} s of CPU ({elapsed:.1f} s wall)"
+    assert in_steps <= BUDGET_IN_STEPS, (
+        f"took {cpu:.1f} s of CPU = {in_steps:.0f} calibration steps of {per_step * 1000:.1f} ms ({elapsed:.1f} s wall)"
+    )
     solve_from_the_store(result.export_dir, test_ds, tmp_path)
 
 
