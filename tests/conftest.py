@@ -3,7 +3,9 @@ Ray head that training jobs run on (one per test session, in its own folder, sto
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +19,30 @@ SHARED_DATASETS = (REPO_ROOT.parent / "shared" / "datasets").resolve()
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+FINISHED_SESSION = pytest.StashKey[pytest.Session]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[FINISHED_SESSION] = session
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the test process with pytest's own status once everything Python-level has been cleaned up.
+
+    Why: Ray's native library can crash in the interpreter's final teardown, after every test has passed and the
+    summary is printed (seen once on a 2-core AMD EPYC: "[ray_log_sink] std::bad_alloc", then a segmentation fault,
+    so the suite exited 139 after "650 passed"). The atexit handlers still run here (Ray and Prefect stop what
+    they started in this process); only the native teardown after them is skipped."""
+    session = config.stash.get(FINISHED_SESSION, None)
+    if session is None:  # pytest stopped before a session ran: let it exit its own way
+        return
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(session.exitstatus))
 
 
 @pytest.fixture(scope="session", autouse=True)
