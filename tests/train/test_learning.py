@@ -31,10 +31,9 @@ CALIBRATION_STEPS = 60
 BUDGET_IN_STEPS = 3500
 
 
-def cpu_seconds_per_step(config, train_ds: PuzzleDataset) -> float:
-    """This machine's CPU cost of one training step of ``config``, timed now, beside the run it calibrates."""
-    trainer = Trainer(config, train_ds)
-    with torch_threads(config.train.threads):
+def cpu_seconds_per_step(trainer: Trainer) -> float:
+    """This machine's CPU cost of one training step of ``trainer``'s config, timed now, beside the run it calibrates."""
+    with torch_threads(trainer.config.train.threads):
         trainer.step()  # the first step pays one-off allocation costs
         started = time.process_time()
         for _ in range(CALIBRATION_STEPS):
@@ -54,11 +53,12 @@ def test_smoke_preset_learns_held_out_sudoku(tmp_path):
     assert not any(bytes(row) in train_grids for row in test_ds.labels.numpy()), "test solutions occur in train"
     assert not any(bytes(row) in train_puzzles for row in test_ds.inputs.numpy()), "test puzzles occur in train"
 
-    before = evaluate(Trainer(config, train_ds).ema_model(), test_ds, config.eval.batch_size)
+    untrained = Trainer(config, train_ds)
+    before = evaluate(untrained.ema_model(), test_ds, config.eval.batch_size)
     assert before.metrics["exact_accuracy"] <= 0.05
 
     calibration_started = time.process_time()
-    per_step = cpu_seconds_per_step(config, train_ds)
+    per_step = cpu_seconds_per_step(untrained)  # the untrained model's trainer, stepped: its evaluation is done
     calibration_cpu = time.process_time() - calibration_started
     result = train(config, hooks=local_run_hooks(config), progress=False)
     assert result.export_dir is not None and result.selection is not None and result.selection.split == "val"
